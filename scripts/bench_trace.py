@@ -2,7 +2,7 @@
 
     python scripts/bench_trace.py [--events 2000000] [--repeats 3] [--hosts 1]
 
-Writes a synthetic TensorFlow host trace (`traceflops.synthetic`) of N op
+Writes a synthetic TensorFlow host trace (`traceflops.trace.synthetic`) of N op
 events once, then runs, alternately and each in its own process:
 
 - ours:  `python -m traceflops analyze FILE --json` (end to end: parse, join, report);
@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 WRITE = (
     "import sys\n"
     "from pathlib import Path\n"
-    "from traceflops import synthetic\n"
-    "from traceflops.trace import _XSpaceView\n"
+    "from traceflops.trace import synthetic\n"
+    "from traceflops.trace.reader import _XSpaceView\n"
     "events, paths = int(sys.argv[1]), sys.argv[2:]\n"
     "total = 0\n"
     "for k, path in enumerate(paths):\n"

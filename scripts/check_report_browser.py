@@ -28,8 +28,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from traceflops.html_report import write_report  # noqa: E402
-from traceflops.plots import roofline_png  # noqa: E402
+from traceflops.report.html import write_report  # noqa: E402
+from traceflops.report.plots import roofline_png  # noqa: E402
 from traceflops.roofline import apply_roofline  # noqa: E402
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import traceflops
-from traceflops import synthetic, trace, xplane_schema
+from traceflops.trace import reader as trace, synthetic, xplane_schema
 from traceflops.errors import TraceError
 
 from conftest import TRACES, assert_clean_failure, run_cli

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import traceflops
-from traceflops import synthetic, trace, xplane_schema
+from traceflops.trace import reader as trace, synthetic, xplane_schema
 from traceflops.errors import TraceflopsError
 
 from conftest import TRACES

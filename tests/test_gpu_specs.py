@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import TRACES
-from traceflops.gpu_specs import _NVIDIA_CUDA_CORES, _NVIDIA_TENSOR_CORES, gpu_ceilings, trace_gpu_ceilings
+from traceflops.roofline.gpu_specs import _NVIDIA_CUDA_CORES, _NVIDIA_TENSOR_CORES, gpu_ceilings, trace_gpu_ceilings
 from traceflops.trace import load_trace
 
 GPU = TRACES / "gpu"

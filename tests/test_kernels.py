@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from conftest import TRACES
-from traceflops import hlo_schema, xplane_schema
-from traceflops.gpu_specs import gpu_ceilings
-from traceflops.kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, kernel_coverage, kernel_table, parse_kernel_details
+from traceflops.trace import hlo_schema, xplane_schema
+from traceflops.roofline.gpu_specs import gpu_ceilings
+from traceflops.join.kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, kernel_coverage, kernel_table, parse_kernel_details
 from traceflops.trace import load_trace
-from traceflops.xla import hlo_costs
+from traceflops.costs.hlo import hlo_costs
 
 GPU = TRACES / "gpu"
 US = 1_000_000  # picoseconds per microsecond
@@ -236,7 +236,7 @@ def test_xla_kernels_join_their_hlo_instruction(synthetic):
 
 def test_passing_hlo_costs_gives_the_same_table(synthetic):
     trace, kernels, _ = synthetic
-    again, _ = kernel_table(trace, hlo=hlo_costs(trace))
+    again, _ = kernel_table(trace, hlo=hlo_costs(trace.hlo_modules))
     pd.testing.assert_frame_equal(again, kernels)
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from traceflops import peaks
+from traceflops.roofline import peaks
 
 FAKE_MEASUREMENT = {"device": "CPU:0", "peak_gflops_per_s": {"float32": 123.0, "bfloat16": 456.0},
                     "bandwidth_gbytes_per_s": 30.0, "source": "measured",

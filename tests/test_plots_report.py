@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from traceflops.html_report import write_report
-from traceflops.plots import DPI, FIGURE_INCHES, roofline_png
+from traceflops.report.html import write_report
+from traceflops.report.plots import DPI, FIGURE_INCHES, roofline_png
 from traceflops.roofline import apply_roofline
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

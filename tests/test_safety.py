@@ -26,7 +26,7 @@ def test_profiler_server_is_not_reachable_from_the_host_network(tf_runtime, tmp_
     import keras
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="tiny")
     result = traceflops.profile(model, out=tmp_path / "out", batch_size=2, steps=2, warmup=1, roofline=False)
-    service = capture._SERVICE
+    service = capture.profiler._SERVICE
     assert service is not None and service.port
     if service.isolated:
         # the server's socket lives in a private network namespace: nothing listens here

@@ -1,4 +1,4 @@
-from traceflops.shapes import TensorSpec, parse_shape_list, parse_tensor, total_bytes
+from traceflops.graph.shapes import TensorSpec, parse_shape_list, parse_tensor, total_bytes
 
 
 def test_parse_profiler_shape_string():

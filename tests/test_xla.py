@@ -7,9 +7,10 @@ import sys
 import pytest
 
 from conftest import REPO, TRACES
-from traceflops import hlo_schema
+from traceflops.trace import hlo_schema
 from traceflops.trace import read_xspace
-from traceflops.xla import HLO_COLUMNS, convolution_fmas, hlo_costs, module_costs, read_hlo_modules
+from traceflops.costs.hlo import HLO_COLUMNS, convolution_fmas, hlo_costs, module_costs
+from traceflops.trace.hlo import read_hlo_modules
 
 GPU = TRACES / "gpu"
 XLA_TRACES = ["jax-mi300-gemm", "jax-mi300-conv3d", "jax-mi300-attention", "jax-mi355-fused-attn"]
@@ -21,7 +22,7 @@ def trace_path(name):
 
 @pytest.fixture(scope="module")
 def costs():
-    return {name: hlo_costs(trace_path(name)) for name in XLA_TRACES}
+    return {name: hlo_costs(read_hlo_modules(trace_path(name))) for name in XLA_TRACES}
 
 
 def row(frame, program_id, hlo_op):
@@ -117,7 +118,7 @@ def test_read_hlo_modules_keys_by_program_id():
 
 
 def test_non_xla_trace_gives_an_empty_table():
-    frame = hlo_costs(trace_path("tf-v100-bert-multiworker"))
+    frame = hlo_costs(read_hlo_modules(trace_path("tf-v100-bert-multiworker")))
     assert frame.empty and list(frame.columns) == HLO_COLUMNS
 
 
@@ -343,12 +344,12 @@ def test_agrees_with_xprof_hlo_stats(name, costs, tmp_path):
 def test_xla_kernels_and_gpu_specs_do_not_import_tensorflow():
     code = (
         "import sys\n"
-        "import traceflops.hlo_schema, traceflops.xla, traceflops.kernels, traceflops.gpu_specs\n"
+        "import traceflops.trace.hlo_schema, traceflops.costs.hlo, traceflops.join.kernels, traceflops.roofline.gpu_specs\n"
         "from traceflops.trace import load_trace\n"
         "trace = load_trace(sys.argv[1])\n"
-        "kernels, _ = traceflops.kernels.kernel_table(trace)\n"
+        "kernels, _ = traceflops.join.kernels.kernel_table(trace)\n"
         "assert kernels['flops'].notna().all()\n"
-        "traceflops.gpu_specs.trace_gpu_ceilings(trace)\n"
+        "traceflops.roofline.gpu_specs.trace_gpu_ceilings(trace)\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]\n"
         "assert not heavy, heavy[:5]\n"
         "print('ok')\n")

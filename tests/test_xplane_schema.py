@@ -1,5 +1,5 @@
 """Our XSpace description must agree with TensorFlow's own classes, field by field."""
-from traceflops import xplane_schema
+from traceflops.trace import xplane_schema
 
 
 def test_every_field_number_matches_tensorflow(tf_runtime):

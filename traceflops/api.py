@@ -11,6 +11,7 @@ capture -> trace -> graph -> costs -> join -> roofline -> report.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -48,7 +49,7 @@ class Result:
         out = ensure_writable_dir(out_dir)
         written = []
         if self.ceilings is not None:
-            from . import html_report, plots
+            from .report import html as html_report, plots
             png = out / ROOFLINE_PNG
             plots.roofline_png(self.ops, self.ceilings, png, title=self.summary.get("model") or "")
             html = out / REPORT_HTML
@@ -108,13 +109,13 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
         ceilings = _read_json(run_dir / CEILINGS_FILE)
     devices = set(result.ops["device"])
     if ceilings is None and measure_ceilings and any(d.startswith("CPU") for d in devices):
-        from . import peaks
+        from .roofline import peaks
         ceilings = peaks.get_ceilings("CPU:0")
     by_device = {}
     if ceilings is not None:
         by_device[ceilings.get("device") or "CPU:0"] = ceilings
     if any(d.startswith("GPU") for d in devices):
-        from . import gpu_specs
+        from .roofline import gpu_specs
         try:
             found = gpu_specs.trace_gpu_ceilings(trace)
         except (TypeError, ValueError):  # plane stats of the wrong type: no theoretical ceilings
@@ -178,24 +179,23 @@ def apply_ceilings(result: Result, ceilings_by_device: dict, threshold: float = 
 
 def _device_work(trace: Trace, chosen: list):
     """XLA instruction costs, and GPU kernels / memcpys inside the chosen steps (when steps exist)."""
-    from . import kernels as kernel_stage
-    from . import xla
+    from .join import kernels as kernel_stage
+    from .costs import hlo as xla
     events = trace.events
     has_xla = (events["kind"] == "xla").any() or events["hlo_op"].notna().any()
-    hlo = xla.hlo_costs(trace) if has_xla else None
+    hlo = xla.hlo_costs(trace.hlo_modules) if has_xla else None
     if not events["kind"].isin(("kernel", "memcpy")).any():
         return hlo, None, None
     device_events = events["kind"].isin(("kernel", "memcpy"))
     if chosen and (events.loc[device_events, "step"] >= 0).any():
         keep = ~device_events | events["step"].isin(chosen)
-        trace = Trace(events[keep], trace.planes, trace.paths, trace.hostnames, trace.errors,
-                      trace.warnings, trace.profile_options)
+        trace = dataclasses.replace(trace, events=events[keep])
     kernel_rows, memcpy_rows = kernel_stage.kernel_table(trace, hlo)
     return hlo, kernel_rows, memcpy_rows
 
 
 def _analyze_trace(trace: Trace, graph, steps, capture_info: dict, run_dir: str) -> Result:
-    from . import kernels as kernel_stage
+    from .join import kernels as kernel_stage
     from .join import select_steps
     kinds = trace.events["kind"]
     if not kinds.isin(("op", "xla", "kernel")).any():
@@ -257,7 +257,7 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
         model = capture.load_model(model, allow_unsafe=allow_unsafe)
     ceilings = None
     if roofline:
-        from . import peaks
+        from .roofline import peaks
         # Measured once per machine, device and TensorFlow version, then cached.
         ceilings = peaks.get_ceilings(capture.resolve_device(device).replace("/device:", ""),
                                       refresh=refresh_ceilings)

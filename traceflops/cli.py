@@ -77,7 +77,8 @@ def example_model_path() -> str:
 
 
 def _peaks(args) -> int:
-    from . import capture, peaks
+    from . import capture
+    from .roofline import peaks
     capture.set_threading(None)
     device = capture.resolve_device(args.device).replace("/device:", "")
     ceilings = peaks.get_ceilings(device, refresh=args.refresh)

@@ -8,9 +8,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .files import atomic_path
+from ..files import atomic_path
 
-from .roofline import FAMILIES, ROOFLINE_COLUMNS, apply_roofline, op_family
+from ..roofline import FAMILIES, ROOFLINE_COLUMNS, apply_roofline, op_family
 
 FIGURE_INCHES = (10.0, 6.5)
 DPI = 100  # so the PNG is 1000 x 650 pixels

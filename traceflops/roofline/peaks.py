@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .files import atomic_write_text
+from ..files import atomic_write_text
 
 CACHE_FORMAT = 1
 DEFAULT_GEMM_SIZES = (512, 1024, 2048, 4096)

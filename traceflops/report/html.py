@@ -14,9 +14,9 @@ from typing import Optional
 
 import pandas as pd
 
-from .files import atomic_write_text
+from ..files import atomic_write_text
 
-from .roofline import ROOFLINE_COLUMNS, apply_roofline, layer_rollup, model_figures
+from ..roofline import ROOFLINE_COLUMNS, apply_roofline, layer_rollup, model_figures
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
 

@@ -47,8 +47,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .costs import OpInfo, op_cost
-from .shapes import parse_shape_list
+from ..costs import OpInfo, op_cost
+from ..graph.shapes import parse_shape_list
 
 KERNEL_COLUMNS = ["host", "device", "stream", "kernel_name", "op_name", "op_type", "shape", "hlo_module",
                   "program_id", "hlo_op", "framework_op", "occurrences", "flops", "flops_per_occurrence", "bytes",
@@ -212,8 +212,8 @@ def kernel_table(trace, hlo: Optional[pd.DataFrame] = None):
     events = trace.events
     kernels = events[events["kind"] == "kernel"]
     if hlo is None and kernels["hlo_op"].map(lambda v: isinstance(v, str) and v != "").any():
-        from .xla import hlo_costs
-        hlo = hlo_costs(trace)
+        from ..costs.hlo import hlo_costs
+        hlo = hlo_costs(trace.hlo_modules)
     kernel_rows = _kernel_rows(kernels, hlo)
     memcpy_rows = _memcpy_rows(events[events["kind"] == "memcpy"])
     return kernel_rows, memcpy_rows
@@ -315,7 +315,7 @@ def device_op_rows(kernels: pd.DataFrame) -> pd.DataFrame:
     flops/bytes per occurrence = the kernels' totals / occurrences; time = all its kernels.
     The count is unknown if any of its kernels' counts is unknown (a split kernel is 0).
     """
-    from .graph import layer_of
+    from ..graph import layer_of
     if kernels is None or kernels.empty:
         return pd.DataFrame()
     rows = []

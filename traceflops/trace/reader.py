@@ -64,7 +64,7 @@ import pandas as pd
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from . import xplane_schema
-from .errors import TraceError
+from ..errors import TraceError
 
 EVENT_COLUMNS = ["host", "plane", "line", "kind", "name", "op_name", "op_type", "start_ps",
                  "duration_ps", "self_ps", "step", "shape", "step_num", "correlation_id", "kernel_details",
@@ -118,9 +118,18 @@ class Trace:
     warnings: list = field(default_factory=list)
     profile_options: dict = field(default_factory=dict)
     damage: list = field(default_factory=list)
+    _hlo_modules: Optional[list] = field(default=None, repr=False)
 
     def device_planes(self) -> list:
         return [p for p in self.planes if p.name.startswith("/device:")]
+
+    @property
+    def hlo_modules(self) -> list:
+        """The optimized HLO modules in the files' `/host:metadata` planes (read once, on first use)."""
+        if self._hlo_modules is None:
+            from .hlo import read_hlo_modules
+            self._hlo_modules = read_hlo_modules(list(self.paths))
+        return self._hlo_modules
 
 
 def find_trace_files(path) -> list:

@@ -29,9 +29,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .costs import UNKNOWN, OpInfo, op_cost
-from .graph import ExecutedGraph, layer_of
-from .shapes import parse_shape_list
+from ..costs import UNKNOWN, OpInfo, op_cost
+from ..graph import ExecutedGraph, layer_of
+from ..graph.shapes import parse_shape_list
 
 OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "device", "dtype", "input_shapes", "output_shapes",
                "occurrences", "flops", "macs", "bytes", "total_time_us", "avg_time_us", "gflops_per_s",

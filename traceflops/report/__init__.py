@@ -9,7 +9,7 @@ import json
 import math
 import pandas as pd
 
-from .files import atomic_write_text  # noqa: F401  (re-exported: callers write through report)
+from ..files import atomic_write_text  # noqa: F401  (re-exported: callers write through report)
 
 OPS_CSV = "ops.csv"
 SUMMARY_JSON = "summary.json"

@@ -1,7 +1,7 @@
 """FLOPs and bytes of XLA HLO instructions, read from the HLO modules a trace carries.
 
-`hlo_costs(source)` reads every optimized HLO module in the trace's
-`/host:metadata` plane (see `hlo_schema`) and returns one row per HLO
+`hlo_costs(modules)` takes the optimized HLO modules the trace stage read from the
+trace's `/host:metadata` plane (`traceflops.trace.hlo`) and returns one row per HLO
 instruction of each module's entry computation, plus the instructions of the
 computations that entry reaches through control flow (`while` bodies and
 conditions, `conditional` branches, `call`, `async-start`): those launch
@@ -43,16 +43,14 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from . import hlo_schema
-from .costs import ELEMENTWISE_FLOPS
-from .shapes import canonical_dtype
-from .trace import find_trace_files, read_xspace_metadata
+from ..trace import hlo_schema
+from . import ELEMENTWISE_FLOPS
+from ..graph.shapes import canonical_dtype
 
 HLO_COLUMNS = ["program_id", "hlo_module", "computation", "is_entry", "hlo_op", "opcode", "fusion_kind",
                "custom_call_target", "shape", "framework_op", "flops", "macs", "transcendentals", "bytes",
@@ -689,59 +687,6 @@ class ModuleCosts:
         return _Cost(2 * macs, macs, 0, dtype, note)
 
 
-# ---------------------------------------------------------------- reading modules
-
-@dataclass
-class HloModule:
-    program_id: int
-    name: str
-    proto: object  # hlo_schema.HloModuleProto
-    host: str = ""
-
-
-def _spaces(source):
-    """(host, XSpace) pairs from a path, a list of paths, a Trace or an XSpace message."""
-    if hasattr(source, "events") and hasattr(source, "paths"):  # a traceflops Trace
-        for path in source.paths:
-            yield from _spaces(path)
-        return
-    if hasattr(source, "planes") and hasattr(source, "SerializeToString"):  # an XSpace message
-        yield (source.hostnames[0] if source.hostnames else ""), source
-        return
-    if isinstance(source, (list, tuple)):
-        for item in source:
-            yield from _spaces(item)
-        return
-    for path in find_trace_files(source):
-        # Only the metadata plane is read: events stay bytes, so a large trace is not parsed twice over.
-        space = read_xspace_metadata(path)
-        yield (space.hostnames[0] if space.hostnames else Path(path).name.split(".xplane.pb")[0]), space
-
-
-def read_hlo_modules(source) -> list:
-    """Every HLO module in the `/host:metadata` planes of `source`, once per (program id, name)."""
-    modules, seen = [], set()
-    for host, space in _spaces(source):
-        for plane in space.planes:
-            if plane.name != METADATA_PLANE:
-                continue
-            stat_names = {key: meta.name for key, meta in plane.stat_metadata.items()}
-            for key, meta in plane.event_metadata.items():
-                for stat in meta.stats:
-                    if stat_names.get(stat.metadata_id) != HLO_PROTO_STAT or not stat.bytes_value:
-                        continue
-                    proto = hlo_schema.HloProto()
-                    proto.ParseFromString(stat.bytes_value)
-                    module = proto.hlo_module
-                    program_id = int(key) if key else int(module.id)
-                    ident = (program_id, module.name)
-                    if ident in seen:
-                        continue
-                    seen.add(ident)
-                    modules.append(HloModule(program_id, module.name, module, host))
-    return modules
-
-
 def _executable_computations(module) -> list:
     """The entry computation and every computation it reaches through control flow."""
     comps = {c.id: c for c in module.computations}
@@ -808,14 +753,14 @@ def _frame(rows) -> pd.DataFrame:
     return frame
 
 
-def hlo_costs(space_or_trace_paths) -> pd.DataFrame:
-    """One row per executed HLO instruction of every module in the trace(s); see the module doc.
+def hlo_costs(modules) -> pd.DataFrame:
+    """One row per executed HLO instruction of every module; see the module doc.
 
-    `space_or_trace_paths`: an `.xplane.pb` path or logdir, a list of them, a
-    `traceflops.trace.Trace`, or a parsed XSpace message. A trace without HLO
-    modules (no XLA) gives an empty table with the same columns.
+    `modules`: `traceflops.trace.hlo.HloModule`s, as `Trace.hlo_modules` or
+    `read_hlo_modules(path)` give them (the trace stage reads files; this stage
+    reads none). No modules (no XLA) gives an empty table with the same columns.
     """
-    frames = [module_costs(m.proto, m.program_id) for m in read_hlo_modules(space_or_trace_paths)]
+    frames = [module_costs(m.proto, m.program_id) for m in modules]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return _frame([])

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .shapes import FLOAT_DTYPES, TensorSpec, total_bytes
+from ..graph.shapes import FLOAT_DTYPES, TensorSpec, total_bytes
 
 FORMULA, ZERO, UNKNOWN, SHAPES = "formula", "zero", "unknown", "shapes"
 

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .shapes import canonical_dtype
+from ..graph.shapes import canonical_dtype
 
 REFERENCE_DTYPE = "float32"
 # Achieved above attainable by more than this is a counting or timing error, not speed.

@@ -1,0 +1,90 @@
+"""The outputs of `traceflops analyze` on every recorded trace under traces/, frozen before the
+package was restructured (tests/golden, written by scripts/freeze_golden.py), stay the same.
+
+Only the column changes that later issues asked for may differ, each named here.
+"""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import traceflops
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden"
+TRACES = REPO / "traces"
+# Columns added since the freeze (name -> the issue that asked for it).
+NEW_COLUMNS = {}
+# Columns renamed since the freeze: old name -> new name.
+RENAMED = {}
+# Summary keys that depend on where the trace lies, or were added since the freeze.
+SUMMARY_SKIP = {"trace_files", "run_dir"}
+
+
+def _cases():
+    for trace in sorted(TRACES.rglob("*.xplane.pb")):
+        if trace.name == "host.xplane.pb":
+            yield trace.parent.name, trace.parent
+        else:
+            yield trace.name.replace(".xplane.pb", ""), trace
+
+
+CASES = dict(_cases())
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {}
+
+
+def _result(results, name):
+    if name not in results:
+        results[name] = traceflops.analyze(str(CASES[name]))
+    return results[name]
+
+
+def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
+    now = now.rename(columns={v: k for k, v in RENAMED.items()})
+    extra = set(now.columns) - set(frozen.columns) - set(NEW_COLUMNS)
+    assert not extra, f"{table}: columns added without being named: {sorted(extra)}"
+    missing = set(frozen.columns) - set(now.columns)
+    assert not missing, f"{table}: columns lost: {sorted(missing)}"
+    now = now[list(frozen.columns)]
+    keys = [c for c in frozen.columns if frozen[c].dtype == object] + ["total_time_us"]
+    keys = [k for k in keys if k in frozen.columns]
+    frozen = frozen.sort_values(keys, kind="stable").reset_index(drop=True)
+    now = now.sort_values(keys, kind="stable").reset_index(drop=True)
+    assert len(frozen) == len(now), f"{table}: {len(now)} rows, frozen {len(frozen)}"
+    for column in frozen.columns:
+        a, b = frozen[column], now[column]
+        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+            a, b = a.astype(float).to_numpy(), b.astype(float).to_numpy()
+            both_nan = [math.isnan(x) and math.isnan(y) for x, y in zip(a, b)]
+            close = [n or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for n, x, y in zip(both_nan, a, b)]
+            assert all(close), f"{table}.{column} differs at rows {[i for i, c in enumerate(close) if not c][:5]}"
+        else:
+            diff = (a.fillna("").astype(str) != b.fillna("").astype(str))
+            assert not diff.any(), f"{table}.{column} differs: {list(zip(a[diff][:3], b[diff][:3]))}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_analyze_outputs_unchanged(name, results, tmp_path):
+    result = _result(results, name)
+    result.write(tmp_path)
+    for csv in sorted((GOLDEN / name).glob("*.csv")):
+        frozen = pd.read_csv(csv, keep_default_na=True)
+        now = pd.read_csv(tmp_path / csv.name, keep_default_na=True)
+        _same_frame(frozen, now, f"{name}/{csv.name}")
+    frozen = json.loads((GOLDEN / name / "summary.json").read_text())
+    now = json.loads((tmp_path / "summary.json").read_text())
+    for key, value in frozen.items():
+        if key in SUMMARY_SKIP:
+            continue
+        assert key in now, f"summary key {key} lost"
+        assert json.dumps(now[key], sort_keys=True) == json.dumps(value, sort_keys=True), key
+
+
+def test_every_recorded_trace_has_a_frozen_output():
+    assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == sorted(CASES)

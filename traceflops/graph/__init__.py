@@ -1,0 +1,3 @@
+"""Stage 3: what each executed op was: attributes and shapes."""
+from .executed import ExecutedGraph, Node, layer_of  # noqa: F401
+from .shapes import TensorSpec, parse_shape_list  # noqa: F401
