@@ -2,6 +2,8 @@
 import math
 
 import pandas as pd
+
+import traceflops
 import pytest
 
 from conftest import TRACES
@@ -9,7 +11,6 @@ from traceflops.trace import hlo_schema, xplane_schema
 from traceflops.roofline.gpu_specs import gpu_ceilings
 from traceflops.join.kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, kernel_coverage, kernel_table, parse_kernel_details
 from traceflops.trace import load_trace
-from traceflops.costs.hlo import hlo_costs
 
 GPU = TRACES / "gpu"
 US = 1_000_000  # picoseconds per microsecond
@@ -234,10 +235,12 @@ def test_xla_kernels_join_their_hlo_instruction(synthetic):
     assert missing.flops_source == "unknown" and "not found" in missing.note
 
 
-def test_passing_hlo_costs_gives_the_same_table(synthetic):
-    trace, kernels, _ = synthetic
-    again, _ = kernel_table(trace, hlo=hlo_costs(trace.hlo_modules))
-    pd.testing.assert_frame_equal(again, kernels)
+def test_full_analysis_builds_the_same_kernel_table(synthetic):
+    """One priced record feeds every table: the analysis' kernels.csv is the kernel table."""
+    trace, kernels, memcpys = synthetic
+    result = traceflops.analyze(trace.paths[0])
+    pd.testing.assert_frame_equal(result.extra_tables["kernels"], kernels)
+    pd.testing.assert_frame_equal(result.extra_tables["memcpy"], memcpys)
 
 
 def test_synthetic_coverage(synthetic):

@@ -10,6 +10,7 @@ from typing import Optional
 from ..errors import CaptureError, UsageError
 from . import profiler
 from .graph_record import graph_record
+from .options import validate_capture_options
 from .model import SavedModelRunner, _embedding_limit, build_step_function, input_specs, synthetic_inputs
 from .profiler import _run_steps, _trace_level2, _trace_level3
 from .tf import _import_tf
@@ -74,14 +75,7 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
             device: str = "CPU:0", host_tracer_level: int = 3, inter_op_threads: Optional[int] = 1,
             seed: int = 0, jit_compile: bool = False) -> CaptureResult:
     """Run `model` for inference under the profiler and write a logdir XProf can open."""
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1 (got {steps})")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be 0 or more (got {warmup})")
-    if host_tracer_level not in (2, 3):
-        raise UsageError(f"--host-tracer-level must be 2 or 3 (got {host_tracer_level})")
+    validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
     threads = set_threading(inter_op_threads)
     tf = _import_tf()
     from tensorflow.python.eager import context

@@ -1,0 +1,220 @@
+"""Join, step 1: every execution in the chosen steps becomes one kind of priced record.
+
+Whatever its source, an execution group is described (graph/shapes stage or
+HLO index), priced by `costs.price.price`, and lands in one `records` frame
+with the columns below; the ops, kernels and memcpy tables are all built
+from it (ops_table.py, kernels.py), the way XProf's converters turn every
+source into one op-metrics database.
+
+| column | meaning |
+| --- | --- |
+| source | `tf` (a TensorFlow op timed on a host thread), `xla` (an HLO instruction run on the host), `kernel` (a device kernel), `memcpy` |
+| host, device, stream | where it ran (`CPU:0`, `GPU:4`; stream: the GPU stream line, "" for host work) |
+| kernel_name | the kernel's symbol (kernels and memcpys), "" otherwise |
+| op_name, op_type | the TF node and kernel type; for XLA the HLO instruction and its opcode (`fusion:kLoop`) |
+| hlo_module, program_id, hlo_op, framework_op | XLA work only |
+| shape | the recorded input shapes (`(float[4,32];...)`), "" when none |
+| input_shapes, output_shapes, layer | the resolved tensors and the Keras layer |
+| occurrences, total_ps, min_ps, max_ps | executions and their (self) time |
+| kernel_details | the kernel's launch details (grid, block, registers, occupancy) |
+| total_bytes | memcpys: the bytes copied by all occurrences together |
+| unit | the launch unit a kernel belongs to (its op or HLO instruction), for the split rule |
+| flops, macs, bytes, dtype, flops_source, note | the `Cost` of ONE execution |
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..costs import UNKNOWN, ZERO, Cost
+from ..costs.price import HloIndex, price
+from ..graph import layer_of
+from ..graph.resolve import describe_tf_op, describe_tf_ops
+
+RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
+                  "program_id", "hlo_op", "framework_op", "shape", "input_shapes", "output_shapes", "layer",
+                  "occurrences", "total_ps", "min_ps", "max_ps", "kernel_details", "total_bytes", "unit",
+                  "flops", "macs", "bytes", "dtype", "flops_source", "note"]
+# Runtime copy / fill kernels (HIP implements some memcpys and memsets as kernels).
+_RUNTIME_COPY_KERNEL = re.compile(r"^__amd_rocclr_(copy|fill)", re.IGNORECASE)
+_SIZE = re.compile(r"(?:^|\s)size:(\d+)")
+_NO_HLO_INSTRUCTION = {
+    "xla": "no HLO instruction of this name in the trace's modules",
+    "kernel": "HLO instruction not found in the trace's HLO modules",
+}
+
+
+def short_device(device: str, plane: str) -> str:
+    """`/job:.../device:CPU:0` or `/device:GPU:4` to `CPU:0` / `GPU:4`; host planes are CPU:0."""
+    text = device or plane
+    if "device:" in text:
+        return text.split("device:")[-1]
+    if text.startswith("/host:CPU"):
+        return "CPU:0"
+    return text
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _format(specs) -> str:
+    return ";".join("" if s is None else str(s) for s in specs)
+
+
+def _timed_groups(events: pd.DataFrame, keys: list, time_column: str, first: tuple = (),
+                  sums: tuple = ()) -> pd.DataFrame:
+    """Group events by `keys`: occurrences and total/min/max time in picoseconds, the first value
+    of each `first` column, and the sum of each `sums` column (NaN when any value is missing)."""
+    frame = events[keys + [time_column, *first]].copy()
+    for key in keys:
+        if key != "program_id":
+            frame[key] = frame[key].astype(object).map(_text)
+    for column in sums:
+        frame[column] = events[column]
+        frame[column + "_missing"] = events[column].isna()
+    grouped = frame.groupby(keys, sort=False, dropna=False)
+    aggregations = {"occurrences": (time_column, "size"), "total_ps": (time_column, "sum"),
+                    "min_ps": (time_column, "min"), "max_ps": (time_column, "max")}
+    aggregations.update({column: (column, "first") for column in first})
+    for column in sums:
+        aggregations[column] = (column, "sum")
+        aggregations[column + "_missing"] = (column + "_missing", "any")
+    table = grouped.agg(**aggregations).reset_index()
+    for column in sums:
+        table.loc[table[column + "_missing"], column] = np.nan
+    return table
+
+
+def _cost_fields(cost: Cost) -> dict:
+    return {"flops": cost.flops, "macs": cost.macs, "bytes": cost.bytes, "dtype": cost.dtype,
+            "flops_source": cost.source, "note": cost.note}
+
+
+def _base(source: str, group) -> dict:
+    return {"source": source, "host": group.get("host", ""), "stream": "", "kernel_name": "",
+            "hlo_module": "", "program_id": None, "hlo_op": "", "framework_op": "", "shape": "",
+            "input_shapes": "", "output_shapes": "", "layer": "", "occurrences": int(group["occurrences"]),
+            "total_ps": group["total_ps"], "min_ps": group["min_ps"], "max_ps": group["max_ps"],
+            "kernel_details": None, "total_bytes": None, "unit": None}
+
+
+def tf_records(ops: pd.DataFrame, graph) -> list:
+    """Host TF op executions grouped by (host, op, type, plane, recorded shapes), priced."""
+    groups = _timed_groups(ops, ["host", "op_name", "op_type", "plane", "shape"], "self_ps")
+    keys = [(g.op_name, g.op_type, g.shape or None) for g in groups.itertuples(index=False)]
+    descriptions = describe_tf_ops(keys, graph)
+    records = []
+    for group, description in zip(groups.to_dict("records"), descriptions):
+        info = description.info
+        records.append({**_base("tf", group), "device": short_device(description.device, group["plane"]),
+                        "op_name": group["op_name"], "op_type": group["op_type"], "shape": group["shape"],
+                        "input_shapes": _format(info.inputs), "output_shapes": _format(info.outputs),
+                        "layer": layer_of(group["op_name"]), **_cost_fields(price(info))})
+    return records
+
+
+def xla_records(xla: pd.DataFrame, index: HloIndex) -> list:
+    """HLO instructions run on the host (XLA:CPU, a `jit_compile` function), priced from their HLO."""
+    groups = _timed_groups(xla, ["host", "hlo_module", "op_name", "plane"], "self_ps")
+    records = []
+    for group in groups.to_dict("records"):
+        op = index.describe(None, group["hlo_module"], group["op_name"])
+        cost = price(op, _NO_HLO_INSTRUCTION["xla"])
+        records.append({**_base("xla", group), "device": short_device("", group["plane"]),
+                        "op_name": group["op_name"], "op_type": op.op_type if op else "",
+                        "hlo_module": group["hlo_module"], "framework_op": op.framework_op if op else "",
+                        "output_shapes": op.shape if op else "",
+                        "layer": layer_of(op.framework_op) if op else "", **_cost_fields(cost)})
+    return records
+
+
+_KERNEL_KEYS = ["host", "plane", "line", "name", "op_name", "op_type", "shape", "hlo_module", "program_id",
+                "hlo_op"]
+
+
+def _kernel_description(group: dict, index: HloIndex, graph):
+    """(unit, op_name, op_type, framework_op, cost) of one kernel group, by what launched it."""
+    host, plane = group["host"], group["plane"]
+    if group["hlo_op"]:
+        program = group["program_id"]
+        op = index.describe(program, group["hlo_module"], group["hlo_op"])
+        unit = ("xla", host, plane, group["hlo_module"], program, group["hlo_op"])
+        cost = price(op, _NO_HLO_INSTRUCTION["kernel"])
+        return unit, group["hlo_op"], op.op_type if op else "", op.framework_op if op else "", cost
+    if not group["op_type"]:
+        unit = ("none", host, plane, group["name"])
+        if _RUNTIME_COPY_KERNEL.match(group["name"]):
+            return unit, group["op_name"], "", "", Cost(0, None, None, ZERO, "", "runtime copy/fill kernel")
+        return unit, group["op_name"], "", "", Cost(None, None, None, UNKNOWN, "", "no launching op recorded")
+    unit = ("tf", host, plane, group["op_name"], group["op_type"])
+    description = describe_tf_op(group["op_name"], group["op_type"], group["shape"] or None, graph)
+    return unit, group["op_name"], group["op_type"], "", price(description.info)
+
+
+def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
+    """Device kernels grouped by (host, device, stream, kernel, launching op, shapes), each priced as
+    one execution of its launching op (the split rule in kernels.py then spreads an op over its kernels)."""
+    groups = _timed_groups(kernels, _KERNEL_KEYS, "duration_ps", first=("kernel_details",))
+    records = []
+    for group in groups.to_dict("records"):
+        if group["program_id"] is not None and np.isnan(group["program_id"]):
+            group["program_id"] = None
+        unit, op_name, op_type, framework, cost = _kernel_description(group, index, graph)
+        records.append({**_base("kernel", group), "device": short_device("", group["plane"]),
+                        "stream": group["line"], "kernel_name": group["name"], "op_name": op_name,
+                        "op_type": op_type, "hlo_module": group["hlo_module"], "program_id": group["program_id"],
+                        "hlo_op": group["hlo_op"], "framework_op": framework, "shape": group["shape"],
+                        "input_shapes": group["shape"], "layer": layer_of(framework or op_name),
+                        "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost)})
+    return records
+
+
+def _memcpy_size(text) -> Optional[float]:
+    match = _SIZE.search(text) if isinstance(text, str) else None
+    return float(match.group(1)) if match else np.nan
+
+
+def memcpy_records(memcpys: pd.DataFrame) -> list:
+    """Memory copies by (host, device, stream, kind, launching op); `total_bytes` sums the sizes in
+    each event's `memcpy_details` (NaN when one is missing)."""
+    memcpys = memcpys.assign(total_bytes=memcpys["memcpy_details"].map(_memcpy_size).astype("float64"))
+    keys = ["host", "plane", "line", "name", "op_name", "op_type"]
+    groups = _timed_groups(memcpys, keys, "duration_ps", sums=("total_bytes",))
+    records = []
+    for group in groups.to_dict("records"):
+        records.append({**_base("memcpy", group), "device": short_device("", group["plane"]),
+                        "stream": group["line"], "kernel_name": group["name"], "op_name": group["op_name"],
+                        "op_type": group["op_type"], "total_bytes": group["total_bytes"],
+                        **_cost_fields(Cost(0, None, None, ZERO, "", "memory copy"))})
+    return records
+
+
+def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[list]) -> pd.DataFrame:
+    """All priced records of the events inside the chosen steps (all events when no steps).
+
+    `hlo_modules`: the trace's HLO modules, or a callable giving them (read only when XLA work is present).
+    """
+    work = events[events["kind"].isin(("op", "xla", "kernel", "memcpy"))]
+    if chosen:
+        host_work = work["kind"].isin(("op", "xla"))
+        # Device events are kept whole when the trace has no step marks on them.
+        in_steps = work["step"].isin(chosen)
+        device_stepped = (work.loc[~host_work, "step"] >= 0).any()
+        work = work[in_steps | (~host_work & (not device_stepped))]
+    kinds = work["kind"]
+    needs_hlo = kinds.isin(("xla",)).any() or (kinds.eq("kernel") & work["hlo_op"].notna()).any()
+    if needs_hlo and callable(hlo_modules):
+        hlo_modules = hlo_modules()
+    index = HloIndex(hlo_modules if needs_hlo else [])
+    records = (tf_records(work[kinds == "op"], graph) + xla_records(work[kinds == "xla"], index)
+               + kernel_records(work[kinds == "kernel"], index, graph)
+               + memcpy_records(work[kinds == "memcpy"]))
+    frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
+    for column in ("flops", "macs", "bytes"):
+        frame[column] = pd.array(frame[column], dtype="Int64")
+    frame["program_id"] = pd.array(frame["program_id"], dtype="Int64")
+    return frame

@@ -1,0 +1,79 @@
+"""Join, the summary: per-step totals, coverage and the warnings an analysis carries."""
+from __future__ import annotations
+
+import statistics
+
+import pandas as pd
+
+from ..costs import UNKNOWN
+
+
+def summarize(table: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int) -> dict:
+    steps = max(num_steps, 1)
+    known = table["flops_source"] != UNKNOWN
+    op_time = float(table["total_time_us"].sum())
+    flops_total = float((table["flops"].astype("Float64").fillna(0) * table["occurrences"]).sum())
+    macs_total = float((table["macs"].astype("Float64").fillna(0) * table["occurrences"]).sum())
+    bytes_total = float((table["bytes"].astype("Float64").fillna(0) * table["occurrences"]).sum())
+    step_times = list(step_rows["duration_ps"] / 1e6)
+    step_time = statistics.median(step_times) if step_times else op_time / steps
+    by_dtype = (table.assign(total=table["flops"].astype("Float64").fillna(0) * table["occurrences"])
+                .groupby("dtype")["total"].sum() / steps)
+    unknown = table[~known]
+    unknown_types = (unknown.groupby("op_type")["total_time_us"].sum().sort_values(ascending=False))
+    return {
+        "steps": num_steps,
+        "step_time_us": step_time,
+        "step_times_us": step_times,
+        "op_time_per_step_us": op_time / steps,
+        "flops_per_step": int(round(flops_total / steps)),
+        "macs_per_step": int(round(macs_total / steps)),
+        "bytes_per_step": int(round(bytes_total / steps)),
+        "gflops_per_s": (flops_total / steps) / (step_time * 1e3) if step_time else None,
+        "flops_per_step_by_dtype": {k: int(round(v)) for k, v in by_dtype.items() if k and v},
+        "coverage": float(table.loc[known, "total_time_us"].sum() / op_time) if op_time else None,
+        "unknown_op_types": {k: round(float(v) / steps, 3) for k, v in unknown_types.items()},
+        "num_ops": int(len(table)),
+    }
+
+
+def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: dict) -> list:
+    """What the reader of the figures must know: the trace's own errors and damage, missing steps,
+    an exposed profiler server, a missing executed graph."""
+    warnings = list(trace.errors) + list(trace.warnings)
+    if steps_wanted and summary["steps"] < steps_wanted:
+        warnings.append(f"{summary['steps']} complete steps were recorded, fewer than the {steps_wanted} asked for")
+    if "listened on all interfaces" in (capture_info.get("profiler_server") or ""):
+        warnings.append(capture_info["profiler_server"])
+    if graph is None:
+        warnings.append("no executed graph beside the trace: attributes (strides, transposes, fused ops, "
+                        "einsum equations) are unknown, and counts that need them are unknown")
+    if summary["steps"] == 0:
+        warnings.append("no step markers in the trace: totals cover the whole trace")
+    return warnings
+
+
+def primary_device(ops: pd.DataFrame) -> str:
+    """The device with the most op time: the one the model-level figures describe."""
+    if ops.empty:
+        return "CPU:0"
+    return ops.groupby("device")["total_time_us"].sum().idxmax()
+
+
+def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, trace, graph,
+                  capture_info: dict, steps_wanted, run_dir: str) -> dict:
+    """summary.json: what ran (capture info), the per-step figures, and the warnings."""
+    from pathlib import Path
+    figures = summarize(ops, step_rows, num_steps)
+    return {
+        "model": capture_info.get("model") or Path(trace.paths[0]).name,
+        "device": capture_info.get("device", "").replace("/device:", "") or primary_device(ops),
+        "batch_size": capture_info.get("batch_size"),
+        **figures,
+        "host_tracer_level": capture_info.get("host_tracer_level"),
+        "inter_op_threads": capture_info.get("inter_op_threads"),
+        "tensorflow": capture_info.get("tensorflow"),
+        "trace_files": list(trace.paths),
+        "run_dir": run_dir,
+        "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),
+    }
