@@ -83,6 +83,16 @@ def seq_result(keras):
     return traceflops.profile(seq_model(keras), batch_size=SEQ_BATCH, steps=2, warmup=1)
 
 
+def plain(op_type: str) -> str:
+    """The op type without oneDNN's prefix: TF 2.21 runs `_MklNative*` kernels only on CPUs where it
+    enables oneDNN by default (AVX-512 VNNI/BF16, AMX), plain ones on AVX2 machines."""
+    for prefix in ("_MklNative", "_Mkl"):
+        if op_type.startswith(prefix):
+            rest = op_type[len(prefix):]
+            return "_" + rest if rest.startswith("Fused") else rest
+    return op_type
+
+
 @pytest.fixture(scope="module")
 def img_result(keras):
     return traceflops.profile(img_model(keras), batch_size=IMG_BATCH, steps=2, warmup=1)
@@ -93,14 +103,15 @@ def test_sequence_layers_exact_macs(seq_result, expected):
     got = macs_by_layer(seq_result.ops) / seq_result.summary["steps"]
     assert {k: int(got[k]) for k in expected} == expected
     types = set(seq_result.ops["op_type"])
-    assert "_MklEinsum" in types and "_MklBatchMatMulV2" in types  # attention ran as einsum + batch matmul
+    # attention ran as einsum + batch matmul (oneDNN's `_Mkl` kernels on CPUs where TF enables it)
+    assert {"Einsum", "BatchMatMulV2"} <= {plain(t) for t in types}
     assert seq_result.summary["coverage"] >= 0.99
 
 
 def test_image_layers_exact_macs(img_result):
     got = macs_by_layer(img_result.ops) / img_result.summary["steps"]
     assert {k: int(got[k]) for k in IMG_EXPECTED} == IMG_EXPECTED
-    assert "_MklNativeConv2DBackpropInput" in set(img_result.ops["op_type"])
+    assert "Conv2DBackpropInput" in {plain(t) for t in img_result.ops["op_type"]}
     assert img_result.summary["coverage"] >= 0.99
     assert img_result.summary["macs_per_step"] == sum(IMG_EXPECTED.values())
 
@@ -141,10 +152,10 @@ def test_both_shape_sources(img_result, keras):
     """Level 3 trace shapes and the executed graph each give the counts on their own."""
     events = img_result.trace.events
     ops = events[events["kind"] == "op"]
-    conv = ops[ops["op_type"] == "_MklNativeFusedConv2D"]
+    conv = ops[ops["op_type"].map(plain) == "_FusedConv2D"]
     assert conv["shape"].notna().all()  # trace source: shapes recorded at level 3
     record = json.loads((Path(img_result.run_dir) / "traceflops_graph.json").read_text())
-    fused = [n for n in record["nodes"] if n["op"] == "_MklNativeFusedConv2D"]
+    fused = [n for n in record["nodes"] if plain(n["op"]) == "_FusedConv2D"]
     assert fused and all(n["attrs"]["fused_ops"] for n in fused)  # graph source: attributes
     assert any(n["attrs"].get("strides") == [1, 2, 2, 1] for n in fused)
     # level 2: no shapes in the trace, so every shape comes from the graph; counts unchanged
@@ -159,7 +170,7 @@ def test_both_shape_sources(img_result, keras):
 def test_dense_2d_and_summary_files(keras, tmp_path):
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu", name="fc")], name="mlp")
     result = traceflops.profile(model, out=tmp_path / "out", batch_size=4, steps=3, warmup=1)
-    fc = result.ops[result.ops["op_type"] == "_MklNativeFusedMatMul"].iloc[0]
+    fc = result.ops[result.ops["op_type"].map(plain) == "_FusedMatMul"].iloc[0]
     assert (fc["macs"], fc["flops"], fc["occurrences"]) == (4 * 16 * 8, 2 * 4 * 16 * 8 + 2 * 32, 3)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     for key in ("model", "device", "batch_size", "steps", "step_time_us", "flops_per_step", "coverage"):
