@@ -88,8 +88,13 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
 def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: int = 10, warmup: int = 3,
             host_tracer_level: int = 3, allow_unsafe: bool = False, inter_op_threads: Optional[int] = 1,
             jit_compile: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
-            threshold: float = 0.5) -> Result:
+            threshold: float = 0.5, expose_profiler_port: bool = False) -> Result:
     """Run `model` (a Keras model, or a path to .keras/.h5/SavedModel) under the profiler and analyse it.
+
+    The capture runs in a child process in its own network namespace
+    (`capture/sandbox.py`): the profiler server it needs is never reachable from
+    the network and ends with the capture. `expose_profiler_port` allows a server
+    on every interface where no namespace can be made (otherwise: host tracer level 2).
 
     With `out`, the outputs and the TensorBoard logdir (`out/logdir`) are written
     there; everything is first written to a staging directory inside `out` and
@@ -98,10 +103,9 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
     out_dir = ensure_writable_dir(out) if out is not None else None
     from . import capture
-    # Threading must be fixed before TensorFlow's runtime starts (before loading a model).
-    capture.set_threading(inter_op_threads)
-    if isinstance(model, (str, os.PathLike)):
-        model = capture.load_model(model, allow_unsafe=allow_unsafe)
+    if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
+        from .errors import ModelError
+        raise ModelError(f"{model}: no such file or directory")
     ceilings = None
     if roofline:
         from .roofline import peaks
@@ -110,9 +114,10 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
                                       refresh=refresh_ceilings)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".traceflops-staging-"))
     try:
-        captured = capture.capture(model, staging / "logdir", batch_size=batch_size, steps=steps,
-                                   warmup=warmup, device=device, host_tracer_level=host_tracer_level,
-                                   inter_op_threads=inter_op_threads, jit_compile=jit_compile)
+        captured = capture.capture_isolated(
+            model, staging / "logdir", allow_unsafe=allow_unsafe, allow_exposed_server=expose_profiler_port,
+            batch_size=batch_size, steps=steps, warmup=warmup, device=device,
+            host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile)
         if ceilings is not None:
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))

@@ -21,31 +21,23 @@ def _free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-_CLONE_NEWNET = 0x40000000
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+# Set by the sandboxed capture process (sandbox.py) once the whole process is in its private
+# network namespace, and behind --expose-profiler-port. Nothing else may start a reachable server.
+SERVER_ISOLATED = False
+ALLOW_EXPOSED = False
 
 
 def _enter_private_network() -> Optional[str]:
-    """Move the calling thread (and threads it starts) into a new network namespace
-    with only its own loopback up; None on success, else why not.
-
-    TensorFlow's profiler server binds `[::]:PORT`, every interface, and offers
-    no other address. A listening socket created inside a private namespace is
-    reachable only from that namespace, so the server is loopback-only in effect.
-    Only the service thread enters it: the rest of the process (a notebook's
-    main thread) keeps its network.
-    """
+    """Move the calling thread into a new network namespace with only its loopback up (root only:
+    an unprivileged user needs a user namespace, which a multi-threaded process cannot enter);
+    None on success, else why not."""
     import ctypes
-    import fcntl
-    import struct
+    from .sandbox import CLONE_NEWNET, _loopback_up
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNET) != 0:
+        if libc.unshare(CLONE_NEWNET) != 0:
             return f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            request = struct.pack("16sh", b"lo", 0)
-            flags = struct.unpack("16sh", fcntl.ioctl(sock, _SIOCGIFFLAGS, request)[:18])[1]
-            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
+        _loopback_up()
     except (OSError, AttributeError) as exc:  # no unshare (not Linux) or no permission
         return f"no private network namespace ({exc})"
     return None
@@ -55,8 +47,9 @@ class _ProfilerService:
     """The profiler server and its client, run from one thread in a private network namespace.
 
     Started once per process (TensorFlow cannot stop the server; it ends with
-    the process). `isolated` says whether the namespace could be made; if not,
-    the server listens on every interface and the capture says so.
+    the process, which is why traceflops.profile runs captures in a child process,
+    sandbox.py). The server starts only where it is isolated, or behind
+    ALLOW_EXPOSED; `note` says which.
     """
 
     def __init__(self):
@@ -74,8 +67,13 @@ class _ProfilerService:
 
     def _serve(self):
         try:
-            reason = _enter_private_network()
+            reason = None if SERVER_ISOLATED else _enter_private_network()
             self.isolated = reason is None
+            if not self.isolated and not ALLOW_EXPOSED:
+                raise RuntimeError(
+                    f"no private network namespace for the profiler server ({reason}), and it would listen on "
+                    "every interface; capture through traceflops.profile (it sandboxes the capture) or at "
+                    "host tracer level 2")
             self.note = ("profiler server reachable only inside a private network namespace (loopback)"
                          if self.isolated else
                          f"the profiler server listened on all interfaces, as TensorFlow binds [::] ({reason}); "

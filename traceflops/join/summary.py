@@ -45,6 +45,7 @@ def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: d
         warnings.append(f"{summary['steps']} complete steps were recorded, fewer than the {steps_wanted} asked for")
     if "listened on all interfaces" in (capture_info.get("profiler_server") or ""):
         warnings.append(capture_info["profiler_server"])
+    warnings += [w for w in capture_info.get("capture_warnings") or [] if w not in warnings]
     if graph is None:
         warnings.append("no executed graph beside the trace: attributes (strides, transposes, fused ops, "
                         "einsum equations) are unknown, and counts that need them are unknown")

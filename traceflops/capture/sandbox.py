@@ -1,0 +1,223 @@
+"""Capture in a sandbox: the level-3 capture runs in a child process inside its own network namespace.
+
+Threat model. Recording input shapes (host tracer level 3) needs TensorFlow's
+profiler server, an unauthenticated gRPC service that binds `[::]:PORT` (every
+interface) and cannot be stopped before its process ends. traceflops therefore
+never starts it in the caller's process and never where the network can reach
+it: the whole capture runs in a fresh child process that, before anything else
+(a user namespace can only be entered by a single-threaded process), enters
+  * a new network namespace (as root), or
+  * a new user namespace and a new network namespace (`unshare -Urn`, which
+    unprivileged users get on Linux),
+brings up its own loopback and nothing else, then loads the model and captures
+it. The server exists only on that loopback and dies with the child, from the
+CLI and from the Python API alike. Where no namespace can be made, the child
+captures at host tracer level 2 (the in-process profiler, no server; every
+shape comes from the executed graph) and says so; a reachable server is only
+started behind `allow_exposed_server=True` / `--expose-profiler-port`, which
+names the risk.
+
+The child is `python -c "from traceflops.capture import sandbox; sandbox.child_main()"`:
+importing `traceflops` and `traceflops.capture` loads no numpy or TensorFlow (so
+no thread exists yet when it calls unshare). It reads a JSON request on stdin and
+writes a JSON answer to the file the request names.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from typing import Optional
+
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+ISOLATED_NOTE = "profiler server reachable only inside the capture's private network namespace (loopback)"
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as stream:
+        stream.write(text)
+
+
+def _loopback_up() -> None:
+    import fcntl
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, _SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
+
+
+def enter_private_network() -> Optional[str]:
+    """Move this (single-threaded) process into a private network namespace with its loopback up;
+    None on success, else why not. Tries a network namespace alone (root), then a user namespace
+    with one (unprivileged users), mapping this user to root inside it so loopback can be raised."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError as exc:
+        return f"no C library to call unshare ({exc})"
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWNET) != 0:
+        first = os.strerror(ctypes.get_errno())
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+            return (f"unshare(CLONE_NEWNET) failed: {first}; unshare(CLONE_NEWUSER|CLONE_NEWNET) failed: "
+                    f"{os.strerror(ctypes.get_errno())}")
+        try:
+            _write("/proc/self/setgroups", "deny")
+            _write("/proc/self/uid_map", f"0 {uid} 1")
+            _write("/proc/self/gid_map", f"0 {gid} 1")
+        except OSError as exc:
+            return f"user namespace made but its id maps could not be written ({exc})"
+    try:
+        _loopback_up()
+    except OSError as exc:
+        return f"private network namespace made but its loopback could not be raised ({exc})"
+    return None
+
+
+def _run_request(request: dict) -> dict:
+    """In the child: isolate, then load and capture; the answer says how it went."""
+    from ..errors import TraceflopsError
+    kwargs = dict(request["capture"])
+    reason = enter_private_network() if kwargs.get("host_tracer_level") == 3 else None
+    note = ISOLATED_NOTE if kwargs.get("host_tracer_level") == 3 and reason is None else ""
+    if reason is not None:
+        if request.get("allow_exposed_server"):
+            note = (f"the profiler server listened on all interfaces, as TensorFlow binds [::] and no private "
+                    f"network namespace could be made ({reason}); allowed by --expose-profiler-port")
+        else:
+            kwargs["host_tracer_level"] = 2
+            note = (f"captured at host tracer level 2 (no profiler server; shapes from the executed graph): "
+                    f"no private network namespace could be made ({reason})")
+    try:
+        from . import profiler
+        from .model import load_model
+        from .run import capture, set_threading
+        profiler.SERVER_ISOLATED = reason is None
+        profiler.ALLOW_EXPOSED = bool(request.get("allow_exposed_server"))
+        set_threading(kwargs.get("inter_op_threads"))
+        model = load_model(request["model_path"], allow_unsafe=request.get("allow_unsafe", False))
+        logdir = kwargs.pop("logdir")
+        result = capture(model, logdir, **kwargs)
+    except TraceflopsError as exc:
+        return {"error": str(exc), "error_type": type(exc).__name__}
+    except KeyboardInterrupt:
+        return {"error": "interrupted", "error_type": "KeyboardInterrupt"}
+    return {"result": result.__dict__, "isolation": note}
+
+
+def child_main() -> None:
+    request = json.loads(sys.stdin.read())
+    answer = _run_request(request)
+    from ..files import atomic_write_text
+    atomic_write_text(request["answer_path"], json.dumps(answer))
+
+
+_BOOTSTRAP = "from traceflops.capture import sandbox; sandbox.child_main()"
+
+
+def _stderr_fd():
+    """Our stderr's descriptor, where the child's stdout goes; None (inherit) in a notebook kernel,
+    whose sys.stderr is no file."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def run_capture_in_child(model_path: str, capture_kwargs: dict, answer_path: str,
+                         allow_unsafe: bool = False, allow_exposed_server: bool = False) -> dict:
+    """Run the capture in a sandboxed child (module doc); returns its answer. Ctrl-C reaches the child
+    too (same process group); the parent then raises KeyboardInterrupt."""
+    request = {"model_path": str(model_path), "capture": capture_kwargs, "answer_path": answer_path,
+               "allow_unsafe": allow_unsafe, "allow_exposed_server": allow_exposed_server}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    # The child's stdout carries TensorFlow's and the profiler client's chatter: keep ours clean.
+    process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
+                               stdout=_stderr_fd(), env=env)
+    try:
+        process.communicate(json.dumps(request).encode())
+    except KeyboardInterrupt:
+        process.wait()
+        raise
+    try:
+        with open(answer_path) as stream:
+            return json.load(stream)
+    except (OSError, ValueError):
+        return {"error": f"the capture process ended without an answer (exit status {process.returncode})",
+                "error_type": "CaptureError"}
+
+
+_ERRORS = {"UsageError", "ModelError", "CaptureError", "TraceError"}
+
+
+def _raise_answer(answer: dict) -> None:
+    from .. import errors
+    kind = answer.get("error_type")
+    if kind == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    raise getattr(errors, kind if kind in _ERRORS else "CaptureError")(answer["error"])
+
+
+def _record_isolation(run_dir: str, note: str, fallback: bool) -> None:
+    """Put the isolation outcome in traceflops_capture.json, where the analysis reads it."""
+    from ..files import atomic_write_text
+    path = os.path.join(run_dir, "traceflops_capture.json")
+    with open(path) as stream:
+        info = json.load(stream)
+    info["profiler_server"] = note
+    if fallback:
+        info.setdefault("capture_warnings", []).append(note)
+    atomic_write_text(path, json.dumps(info))
+
+
+def _saved_copy(model, directory: str) -> Optional[str]:
+    """A `.keras` file of an in-memory model for the child to load; None when it cannot be saved or
+    would not load there (custom objects only this process knows)."""
+    path = os.path.join(directory, "traceflops_model.keras")
+    try:
+        model.save(path)
+        import keras
+        keras.saving.load_model(path, compile=False)  # what the child will do: fail here, not there
+    except Exception:  # any failure means: capture in this process instead
+        return None
+    return path
+
+
+def capture_isolated(model, logdir, allow_unsafe: bool = False, allow_exposed_server: bool = False,
+                     **capture_kwargs):
+    """`run.capture` with the sandbox (module doc): a model path or an in-memory Keras model. A model
+    that cannot be handed to the child is captured in this process at host tracer level 2 (no
+    server), and the summary says why."""
+    import tempfile
+    from .run import CaptureResult, capture
+    scratch = tempfile.mkdtemp(prefix=".traceflops-sandbox-", dir=os.path.dirname(os.path.abspath(logdir)))
+    try:
+        if capture_kwargs.get("host_tracer_level", 3) == 2:  # no server: nothing to isolate
+            if isinstance(model, (str, os.PathLike)):
+                from .model import load_model
+                model = load_model(model, allow_unsafe=allow_unsafe)
+            return capture(model, logdir, **capture_kwargs)
+        path = str(model) if isinstance(model, (str, os.PathLike)) else _saved_copy(model, scratch)
+        if path is None:
+            kwargs = {**capture_kwargs, "host_tracer_level": 2}
+            result = capture(model, logdir, **kwargs)
+            _record_isolation(result.run_dir, "captured in this process at host tracer level 2 (no profiler "
+                                  "server; shapes from the executed graph): the model could not be saved and "
+                                  "reloaded for the sandboxed capture process (custom objects?)", True)
+            return result
+        answer = run_capture_in_child(path, {**capture_kwargs, "logdir": str(logdir)},
+                                      os.path.join(scratch, "answer.json"), allow_unsafe, allow_exposed_server)
+        if "error" in answer:
+            _raise_answer(answer)
+        result = CaptureResult(**answer["result"])
+        if answer.get("isolation"):
+            _record_isolation(result.run_dir, answer["isolation"], "level 2" in answer["isolation"]
+                              or "all interfaces" in answer["isolation"])
+        return result
+    finally:
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
