@@ -121,3 +121,155 @@ def test_without_attributes_shapes_decide_and_say_so():
 
 def test_layer_norm_and_mean():
     assert cost("_MklLayerNorm", [f32(2, 10, 16), f32(16), f32(16)], [f32(2, 10, 16)]).flops == 8 * 320
+
+
+# ---------------------------------------------------------------- the registry
+
+import pytest  # noqa: E402
+
+import traceflops  # noqa: E402
+from traceflops import costs  # noqa: E402
+from traceflops.costs import docs as costs_docs  # noqa: E402
+from traceflops.costs.epilogues import epilogue_flops  # noqa: E402
+from traceflops.costs.registry import (FORMULAS, ZERO_OPS, declare_zero, family_of, lookup, register,  # noqa: E402
+                                       register_elementwise, unregister)
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        @register("MatMul", family="matmul/einsum")
+        def again(op):
+            """A second MatMul formula."""
+            return 0, None
+    with pytest.raises(ValueError, match="already registered"):
+        register_elementwise("Relu", 1)
+    with pytest.raises(ValueError, match="already registered"):
+        declare_zero("AddV2", reason="not really")  # zero against a formula
+    with pytest.raises(ValueError, match="already registered"):
+        register_elementwise("_MklNativeTanh", 1, variants=False)  # a generated spelling is taken too
+    # a refused registration leaves nothing behind, not even its new op types
+    with pytest.raises(ValueError):
+        declare_zero("BrandNewZeroOp", "Reshape", reason="half new")
+    assert lookup("BrandNewZeroOp") is None
+    with pytest.raises(ValueError, match="unknown op family"):
+        register("SomethingNew", family="elementwsie")
+
+
+def test_oneDNN_spellings_are_generated():
+    for base, variants in {"Conv2D": ["_MklConv2D", "_MklNativeConv2D"],
+                           "_FusedConv2D": ["_MklFusedConv2D", "_MklNativeFusedConv2D"],
+                           "MatMul": ["_MklMatMul", "_MklNativeMatMul"],
+                           "_MklLayerNorm": ["_MklNativeLayerNorm"], "Relu": ["_MklRelu", "_MklNativeRelu"],
+                           "Reshape": ["_MklReshape", "_MklNativeReshape"]}.items():
+        for variant in variants:
+            entry = lookup(variant)
+            assert entry is not None and entry.variant_of == base, variant
+            assert entry.family == lookup(base).family and entry.kind == lookup(base).kind
+    assert FORMULAS["_MklNativeFusedConv2D"] is FORMULAS["Conv2D"]
+    # a generated spelling prices like its op type (the _Mkl elementwise spellings crashed before)
+    assert cost("_MklAddV2", [f32(4, 8), f32(8)]).flops == 32
+    assert cost("_MklNativeSigmoid", [f32(10)], [f32(10)]).flops == 40
+    assert ZERO_OPS["_MklNativeTranspose"] == ZERO_OPS["Transpose"]
+
+
+def test_family_of_agrees_with_every_elementwise_formula():
+    """The drift bug: Tan, Asin, Sinh, IsNan had formulas but plotted as `other`."""
+    from traceflops.roofline import op_family
+    elementwise = [t for t in FORMULAS if costs.ELEMENTWISE_FLOPS.get(t) is not None]
+    assert {"Tan", "Asin", "Sinh", "IsNan", "_MklNativeTan"} <= set(elementwise)
+    for op_type in elementwise + ["AddN", "_MklAddN"]:
+        assert family_of(op_type) == "elementwise" == op_family(op_type), op_type
+    for entry in costs.entries():
+        assert op_family(entry.op_type) == entry.family
+    assert family_of("__inference_train_step_287") == "call"
+    assert family_of("NoSuchOp") == "other"
+
+
+def test_every_registered_op_prices_without_crashing():
+    x = f32(2, 3, 4, 5)
+    for op_type in list(FORMULAS) + list(ZERO_OPS):
+        c = cost(op_type, [x, x], [x])
+        assert c.source in (FORMULA, ZERO, UNKNOWN), op_type
+
+
+def test_epilogues_come_from_the_elementwise_registrations():
+    assert epilogue_flops("tf", "Relu") == costs.ELEMENTWISE_FLOPS["Relu"] == epilogue_flops("cudnn", "kRelu")
+    assert epilogue_flops("cublaslt", "BIAS_GELU") == (costs.ELEMENTWISE_FLOPS["BiasAdd"]
+                                                      + costs.ELEMENTWISE_FLOPS["GeluApproximate"])
+    assert epilogue_flops("tf", "_FusedHardSwish") == costs.ELEMENTWISE_FLOPS["Swish"]
+    assert epilogue_flops("cublaslt", "DEFAULT") == 0
+    assert epilogue_flops("cudnn", "kMystery") is None and epilogue_flops("tf", "Mystery") is None
+
+
+def test_transcendentals_are_counted_beside_flops():
+    c = cost("Tanh", [f32(10)], [f32(10)])
+    assert (c.flops, c.transcendentals) == (10, 10)
+    assert cost("Relu", [f32(10)], [f32(10)]).transcendentals == 0
+
+
+def test_docs_table_is_generated_from_the_registry():
+    assert costs_docs.documented_table() == costs_docs.formulas_table(), \
+        "docs/formulas.md is stale: run python -m traceflops.costs.docs --write"
+
+
+def test_one_registration_adds_an_elementwise_op_everywhere():
+    """The docs' example: one line, then the plot family, the docs table and supported_ops() have it."""
+    from traceflops.roofline import op_family
+    assert "FakeCbrt" not in set(traceflops.supported_ops()["op_type"])
+    register_elementwise("FakeCbrt", 3, transcendentals=1)
+    try:
+        assert family_of("FakeCbrt") == op_family("FakeCbrt") == "elementwise"
+        assert family_of("_MklNativeFakeCbrt") == "elementwise"
+        table = traceflops.supported_ops().set_index("op_type")
+        assert table.loc["FakeCbrt", "kind"] == FORMULA and table.loc["FakeCbrt", "family"] == "elementwise"
+        assert table.loc["_MklFakeCbrt", "variant_of"] == "FakeCbrt"
+        row = [line for line in costs_docs.formulas_table().splitlines() if "FakeCbrt" in line]
+        assert row and "3 FLOPs per output element" in row[0]
+        assert cost("FakeCbrt", [f32(4)], [f32(4)]).flops == 12
+    finally:
+        unregister("FakeCbrt")
+    assert lookup("FakeCbrt") is None and lookup("_MklFakeCbrt") is None
+    assert family_of("FakeCbrt") == "other"
+    assert costs_docs.documented_table() == costs_docs.formulas_table()
+
+
+def test_register_formula_for_a_custom_op():
+    @traceflops.register_formula("MyCustomOp", family="matmul/einsum")
+    def my_custom_op(op):
+        """2 x 7 FLOPs per output element, 7 MACs."""
+        out = op.output(0)
+        return None if out is None else (14 * out.num_elements, 7 * out.num_elements)
+    try:
+        c = cost("MyCustomOp", [f32(3)], [f32(5)])
+        assert (c.flops, c.macs, c.source, c.note) == (70, 35, FORMULA, "my_custom_op")
+        assert lookup("_MklMyCustomOp") is None  # a user's op gets no oneDNN spellings
+        table = traceflops.supported_ops().set_index("op_type")
+        assert table.loc["MyCustomOp", "description"] == "2 x 7 FLOPs per output element, 7 MACs."
+        assert cost("MyCustomOp", [f32(3)]).source == UNKNOWN  # the formula returned None
+    finally:
+        unregister("MyCustomOp")
+    assert cost("MyCustomOp", [f32(3)], [f32(5)]).source == UNKNOWN
+
+
+def test_supported_ops_lists_formulas_and_zeros():
+    table = traceflops.supported_ops()
+    assert list(table.columns) == ["op_type", "family", "kind", "description", "variant_of"]
+    assert table["op_type"].is_unique
+    rows = table.set_index("op_type")
+    assert rows.loc["Reshape", "kind"] == ZERO and "moves" in rows.loc["Reshape", "description"]
+    assert rows.loc["Conv2D", "family"] == "conv" and rows.loc["Conv2D", "description"].startswith("2·MACs")
+    assert set(table["family"]) <= set(costs.FAMILIES)
+
+
+def test_the_roofline_plot_has_a_colour_for_every_compute_family():
+    from traceflops.report.plots import FAMILY_COLOURS
+    from traceflops.roofline import FAMILIES
+    assert FAMILIES == list(costs.COMPUTE_FAMILIES) and FAMILIES[-1] == "other"
+    assert set(FAMILIES) <= set(FAMILY_COLOURS)
+
+
+def test_hlo_opcodes_have_registry_families():
+    from traceflops.costs.hlo import OPCODES, opcode_family
+    assert {spec.family for spec in OPCODES.values()} <= set(costs.FAMILIES)
+    assert opcode_family("fusion:kLoop") == "elementwise" and opcode_family("dot") == "matmul/einsum"
+    assert opcode_family("tanh") == "elementwise" and opcode_family("bitcast") == "data movement"

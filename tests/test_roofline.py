@@ -233,7 +233,11 @@ def test_layer_rollup_without_roofline_columns():
     ("_MklNativeFusedConv2D", "conv"), ("DepthwiseConv2dNative", "conv"), ("_MklEinsum", "matmul/einsum"),
     ("BatchMatMulV2", "matmul/einsum"), ("_MklAddV2", "elementwise"), ("Relu", "elementwise"),
     ("FusedBatchNormV3", "normalization"), ("_MklLayerNorm", "normalization"), ("MaxPool", "pooling"),
-    ("_MklSoftmax", "softmax"), ("Transpose", "other"),
+    ("_MklSoftmax", "softmax"), ("Transpose", "data movement"), ("SomeCustomOp", "other"),
+    ("Mean", "reduction"), ("Tan", "elementwise"), ("_MklNativeAsin", "elementwise"),
+    ("__inference_train_step_287", "call"), ("fusion:kLoop", "elementwise"), ("fusion:kInput", "reduction"),
+    ("fusion", "other"), ("dot", "matmul/einsum"), ("convolution", "conv"), ("custom-call", "other"),
+    ("copy", "data movement"), ("no-such-opcode", "other"),
 ])
 def test_op_family(op_type, family):
     assert op_family(op_type) == family

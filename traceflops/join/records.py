@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..costs import UNKNOWN, ZERO, Cost
-from ..costs.pricing import HloIndex, price
+from ..costs.price import HloIndex, price
 from ..graph import layer_of
 from ..graph.resolve import describe_tf_op, describe_tf_ops
 

@@ -17,7 +17,8 @@ DPI = 100  # so the PNG is 1000 x 650 pixels
 LABELLED_OPS = 5
 FAMILY_COLOURS = {
     "conv": "#1f77b4", "matmul/einsum": "#d62728", "elementwise": "#2ca02c", "normalization": "#9467bd",
-    "pooling": "#8c564b", "softmax": "#e377c2", "other": "#7f7f7f",
+    "pooling": "#8c564b", "softmax": "#e377c2", "reduction": "#e7ba52", "optimizer": "#393b79",
+    "other": "#7f7f7f",
 }
 CEILING_COLOURS = ["#000000", "#ff7f0e", "#17becf", "#bcbd22"]
 MIN_MARKER_AREA, MARKER_AREA_PER_SHARE = 12.0, 900.0
@@ -74,6 +75,7 @@ def _short_label(row) -> str:
 
 def _draw_points(axes, points: pd.DataFrame) -> None:
     families = points["op_type"].map(op_family)
+    families = families.where(families.isin(FAMILIES), "other")  # a custom formula in a zero family
     shares = pd.to_numeric(points["time_share"], errors="coerce").fillna(0).to_numpy(dtype=float)
     for family in FAMILIES:
         mask = (families == family).to_numpy()

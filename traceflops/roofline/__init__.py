@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..costs import COMPUTE_FAMILIES, family_of
 from ..graph.shapes import canonical_dtype
 
 REFERENCE_DTYPE = "float32"
@@ -28,38 +29,16 @@ NO_LAYER = "(no layer)"
 ROOFLINE_COLUMNS = ["bound", "ceiling_dtype", "peak_gflops_per_s", "attainable_gflops_per_s", "efficiency",
                     "recoverable_time_us", "underutilized", "above_ceiling", "above_ceiling_kind"]
 
-# Op families for plots and summaries: checked in order against the lower-cased op type
-# with oneDNN/fusion prefixes removed (`_MklNativeFusedConv2D` -> `conv2d`).
-_FAMILY_PATTERNS = [
-    ("conv", ("conv",)),
-    ("matmul/einsum", ("matmul", "einsum")),
-    ("normalization", ("norm", "lrn")),
-    ("pooling", ("pool",)),
-    ("softmax", ("softmax",)),
-]
-_ELEMENTWISE = {
-    "add", "addv2", "addn", "sub", "mul", "realdiv", "div", "divnonan", "floordiv", "floormod", "mod",
-    "maximum", "minimum", "pow", "squareddifference", "mulnonan", "biasadd", "biasaddv1", "neg", "abs",
-    "square", "sqrt", "rsqrt", "reciprocal", "inv", "exp", "expm1", "log", "log1p", "tanh", "sigmoid",
-    "relu", "relu6", "elu", "selu", "leakyrelu", "softplus", "softsign", "swish", "mish", "gelu",
-    "geluexact", "geluapproximate", "erf", "erfc", "sin", "cos", "cast", "select", "selectv2",
-    "clipbyvalue", "greater", "greaterequal", "less", "lessequal", "equal", "notequal", "logicaland",
-    "logicalor", "logicalnot", "floor", "ceil", "round", "sign", "atan2", "hardswish",
-}
-FAMILIES = ["conv", "matmul/einsum", "elementwise", "normalization", "pooling", "softmax", "other"]
+# Op families for plots and summaries come from the cost registry (traceflops/costs/registry.py),
+# the one place that knows each op type: the families of ops that compute, in legend order.
+# Zero-FLOP families (data movement, control flow...) never plot: their ops have no FLOPs.
+FAMILIES = list(COMPUTE_FAMILIES)
 
 
 def op_family(op_type: str) -> str:
-    """conv, matmul/einsum, elementwise, normalization, pooling, softmax or other."""
-    name = str(op_type).lower()
-    for prefix in ("_mklnative", "_mkl", "_fused", "_"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-    name = name.removeprefix("fused")
-    for family, needles in _FAMILY_PATTERNS:
-        if any(needle in name for needle in needles):
-            return family
-    return "elementwise" if name in _ELEMENTWISE else "other"
+    """The registry's family of an op type (`costs.family_of`): conv, matmul/einsum, elementwise,
+    normalization, pooling, softmax, reduction..., a zero-FLOP family, or other."""
+    return family_of(op_type)
 
 
 def _floats(series: pd.Series) -> np.ndarray:
