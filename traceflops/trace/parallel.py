@@ -21,12 +21,9 @@ PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
 def _parse_parallel(files) -> list:
-    """Parse files in worker processes; their arrays come back through a temporary file, not a pipe.
-
-    Where workers cannot run (no process support, a worker died), the file is parsed here.
-    """
+    """Parse files in worker processes; the first TraceError of any file is raised once all are done."""
     outcomes = _run_workers(files)
-    while len(outcomes) < len(files):
+    while len(outcomes) < len(files):  # workers could not start: parse the rest here
         outcomes.append((False, None))
     parts, error = [], None
     for file, (ok, value) in zip(files, outcomes):
