@@ -40,7 +40,7 @@ WRITE = (
     "import sys\n"
     "from pathlib import Path\n"
     "from traceflops.trace import synthetic\n"
-    "from traceflops.trace.reader import _XSpaceView\n"
+    "from traceflops.trace.files import _XSpaceView\n"
     "events, paths = int(sys.argv[1]), sys.argv[2:]\n"
     "total = 0\n"
     "for k, path in enumerate(paths):\n"

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import traceflops
-from traceflops.trace import reader as trace, synthetic, xplane_schema
+from traceflops.trace import load_trace, parse_spaces, read_xspace, synthetic, xplane_schema
+from traceflops.trace.timeline import assign_steps, self_times
 from traceflops.errors import TraceError
 
 from conftest import TRACES, assert_clean_failure, run_cli
@@ -61,7 +62,7 @@ def test_valid_trace_without_op_events_is_a_clean_error_naming_the_file(tmp_path
 def test_space_without_planes_is_a_clean_error(tmp_path):
     path = write(tmp_path / "bare.xplane.pb", xplane_schema.XSpace(hostnames=["h"]).SerializeToString())
     with pytest.raises(TraceError, match="bare.xplane.pb"):
-        trace.load_trace(path)
+        load_trace(path)
 
 
 # ---------------------------------------------------------------- unknown device types: analysed
@@ -146,7 +147,7 @@ def test_events_past_the_end_of_their_line_are_left_out(tmp_path):
     space = xplane_schema.XSpace(hostnames=["h"])
     plane = host_plane(space, [(1, 0, 100_000), (1, 200_000, 100_000), (1, 900_000, 500_000)])
     plane.lines[0].duration_ps = 1_000_000  # the line lasted 1 us: the third op was cut
-    loaded = trace.parse_spaces([("cut.xplane.pb", space.SerializeToString())])
+    loaded = parse_spaces([("cut.xplane.pb", space.SerializeToString())])
     assert len(loaded.events) == 2
     assert any("1 events run past the end of their line" in d for d in loaded.damage)
 
@@ -164,7 +165,7 @@ def test_negative_durations_and_malformed_event_bytes_are_skipped(tmp_path):
     plane_bytes = rest.SerializeToString() + synthetic._field_bytes(3, line)
     damaged = synthetic._field_bytes(1, plane_bytes) + xplane_schema.XSpace(hostnames=["h"]).SerializeToString()
     path = write(tmp_path / "run" / "damaged.xplane.pb", damaged)
-    loaded = trace.load_trace(path)
+    loaded = load_trace(path)
     ops = loaded.events[loaded.events["kind"] == "op"]
     assert list(ops["start_ps"]) == [1_000_000, 1_400_000]
     assert any("1 events with a negative duration" in d for d in loaded.damage)
@@ -173,8 +174,8 @@ def test_negative_durations_and_malformed_event_bytes_are_skipped(tmp_path):
 
 
 def test_absolute_timestamps_are_counted_from_the_profile_start():
-    relative = trace.parse_spaces([("a.xplane.pb", synthetic.synthetic_trace(1000, num_names=10))])
-    absolute = trace.parse_spaces([("a.xplane.pb", synthetic.synthetic_trace(1000, num_names=10,
+    relative = parse_spaces([("a.xplane.pb", synthetic.synthetic_trace(1000, num_names=10))])
+    absolute = parse_spaces([("a.xplane.pb", synthetic.synthetic_trace(1000, num_names=10,
                                                                           absolute_times=True))])
     pd.testing.assert_frame_equal(relative.events, absolute.events)
     assert absolute.damage == []
@@ -195,7 +196,7 @@ def test_truncated_real_trace_fails_cleanly(tmp_path):
 def test_truncation_anywhere_is_a_trace_error(tmp_path, keep):
     path = write(tmp_path / "host.xplane.pb", REAL.read_bytes()[:keep])
     with pytest.raises(TraceError, match="host.xplane.pb"):
-        trace.load_trace(path)
+        load_trace(path)
 
 
 # ---------------------------------------------------------------- synthetic traces and several hosts
@@ -234,7 +235,7 @@ def test_synthetic_trace_has_tensorflows_layout():
                 assert stat_names[stat.metadata_id] == "shape" and stat.WhichOneof("value") == "ref_value"
                 assert stat_names[stat.ref_value].startswith("(")
     assert op_events == 400 + 4 * 4  # plus one call op per step and thread
-    loaded = trace.parse_spaces([("s.xplane.pb", space)])
+    loaded = parse_spaces([("s.xplane.pb", space)])
     assert (loaded.events["kind"] == "op").sum() == op_events and (loaded.events["kind"] == "step").sum() == 4
     ops = loaded.events[loaded.events["kind"] == "op"]
     call = ops["op_type"] == "StatefulPartitionedCall"
@@ -243,16 +244,16 @@ def test_synthetic_trace_has_tensorflows_layout():
 
 
 def test_public_self_times_and_assign_steps_agree_with_the_table():
-    loaded = trace.parse_spaces([("s.xplane.pb", synthetic.synthetic_trace(1200, num_names=20, ops_per_step=300))])
+    loaded = parse_spaces([("s.xplane.pb", synthetic.synthetic_trace(1200, num_names=20, ops_per_step=300))])
     events = loaded.events
-    assert (trace.self_times(events) == events["self_ps"].to_numpy()).all()
-    assert (trace.assign_steps(events) == events["step"].to_numpy()).all()
+    assert (self_times(events) == events["self_ps"].to_numpy()).all()
+    assert (assign_steps(events) == events["step"].to_numpy()).all()
     assert (events["self_ps"] < events["duration_ps"]).any()  # the call ops hold nested ops
 
 
 def test_message_and_bytes_inputs_give_the_same_table():
-    from_file = trace.load_trace(REAL)
-    from_message = trace.parse_spaces([(REAL, trace.read_xspace(REAL))])
+    from_file = load_trace(REAL)
+    from_message = parse_spaces([(REAL, read_xspace(REAL))])
     pd.testing.assert_frame_equal(from_file.events, from_message.events)
 
 
@@ -261,8 +262,8 @@ def test_several_hosts_parse_in_parallel_as_in_one_process(tmp_path):
     for k in range(3):
         synthetic.write_synthetic_trace(run / f"h{k}.xplane.pb", 1500 + 100 * k, num_names=20, ops_per_step=300,
                                         seed=k, hostname=f"host-{k}", device_plane="/device:GPU:0" if k else None)
-    serial = trace.load_trace(tmp_path, parallel=False)
-    parallel = trace.load_trace(tmp_path, parallel=True)
+    serial = load_trace(tmp_path, parallel=False)
+    parallel = load_trace(tmp_path, parallel=True)
     pd.testing.assert_frame_equal(serial.events, parallel.events)
     assert serial.hostnames == parallel.hostnames == ["host-0", "host-1", "host-2"]
     steps = parallel.events[parallel.events["kind"] == "step"]
@@ -278,5 +279,5 @@ def test_damaged_file_among_several_hosts_is_named(tmp_path, monkeypatch):
     data = synthetic.synthetic_trace(500, num_names=10)
     write(run / "cut.xplane.pb", data[: len(data) // 2])
     with pytest.raises(TraceError, match="cut.xplane.pb"):
-        trace.load_trace(run, parallel=True)
+        load_trace(run, parallel=True)
     assert list(scratch.iterdir()) == []  # the good file's arrays were read back and removed

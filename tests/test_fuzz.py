@@ -26,7 +26,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import traceflops
-from traceflops.trace import reader as trace, synthetic, xplane_schema
+from traceflops.trace import EVENT_COLUMNS, load_trace, synthetic, xplane_schema
+from traceflops.trace.events import (_DERIVED_DEVICE_LINES, _KINDS, _LAUNCHER_STATS, _NUMBER_STATS, _STRING_STATS,
+                                     _WANTED_EVENT_STATS)
+from traceflops.trace.parse import _parse_file
+from traceflops.trace.timeline import _self_times
+from traceflops.trace.values import _as_number, _as_text, _parse_launcher, _split_op_event, _stat_value
+from traceflops.trace.wire import _Bad, _decode_events, _py_fields, _Wire
 from traceflops.errors import TraceflopsError
 
 from conftest import TRACES
@@ -105,11 +111,11 @@ def test_mutated_trace_loads_or_fails_cleanly(data):
         path = Path(tmp) / "host.xplane.pb"
         path.write_bytes(data)
         try:
-            loaded = trace.load_trace(path)
+            loaded = load_trace(path)
         except TraceflopsError as exc:
             assert "host.xplane.pb" in str(exc)
             return
-    assert list(loaded.events.columns) == trace.EVENT_COLUMNS
+    assert list(loaded.events.columns) == EVENT_COLUMNS
     assert (loaded.events["duration_ps"] >= 0).all()
     assert (loaded.events["self_ps"] <= loaded.events["duration_ps"]).all()
 
@@ -237,8 +243,8 @@ def _python_events(data: bytes, starts, ends):
     out = []
     for a, b in zip(starts, ends):
         try:
-            fields = list(trace._py_fields(data, a, b))
-        except trace._Bad:
+            fields = list(_py_fields(data, a, b))
+        except _Bad:
             out.append(None)
             continue
         meta = offset = duration = 0
@@ -292,8 +298,10 @@ def test_vectorised_decoder_matches_python_decoder(bodies):
     sizes = np.array([len(b) for b in bodies], dtype=np.int64)
     ends = np.cumsum(sizes)
     starts = ends - sizes
-    wire = trace._Wire(data)
-    meta, offset, duration, bad, (stat_event, stat_start, stat_end, _) = trace._decode_events(wire, starts, ends)
+    wire = _Wire(data)
+    decoded = _decode_events(wire, starts, ends)
+    meta, offset, duration, bad = decoded.meta_id, decoded.offset_ps, decoded.duration_ps, decoded.bad
+    stat_event, stat_start, stat_end = decoded.stat_event, decoded.stat_start, decoded.stat_end
     expected = _python_events(data, starts.tolist(), ends.tolist())
     for i, want in enumerate(expected):
         assert bool(bad[i]) == (want is None), (i, bodies[i])
@@ -308,7 +316,7 @@ def test_vectorised_decoder_matches_python_decoder(bodies):
 # ---------------------------------------------------------------- events against a reference reading
 
 def _reference_rows(space, path: str):
-    """The events, read one protobuf object at a time, by the rules in traceflops/trace.py's docstring."""
+    """The events, read one protobuf object at a time, by the rules in traceflops/trace/events.py's docstring."""
     rows = []
     limit = 2**63 - 1
     for plane in space.planes:
@@ -321,14 +329,14 @@ def _reference_rows(space, path: str):
             out = {}
             for stat in stats:
                 name = stat_names.get(stat.metadata_id)
-                if name is None or name not in trace._WANTED_EVENT_STATS:
+                if name is None or name not in _WANTED_EVENT_STATS:
                     continue
-                out[name] = trace._stat_value(stat, stat_names)
+                out[name] = _stat_value(stat, stat_names)
             return out
 
         for line in plane.lines:
-            if is_device and (line.name in trace._DERIVED_DEVICE_LINES
-                              or line.display_name in trace._DERIVED_DEVICE_LINES):
+            if is_device and (line.name in _DERIVED_DEVICE_LINES
+                              or line.display_name in _DERIVED_DEVICE_LINES):
                 continue
             for event in line.events:
                 meta = plane.event_metadata.get(event.metadata_id) if event.metadata_id in plane.event_metadata \
@@ -338,7 +346,7 @@ def _reference_rows(space, path: str):
                 merged = {**(stats_of(meta.stats) if meta is not None else {}), **own}
                 kind = None
                 if is_host:
-                    op = trace._split_op_event(meta.name, meta.display_name) if meta is not None else None
+                    op = _split_op_event(meta.name, meta.display_name) if meta is not None else None
                     if op is not None:
                         kind = "op"
                     elif len(event.stats):
@@ -354,7 +362,7 @@ def _reference_rows(space, path: str):
                 if event.duration_ps < 0 or not (-limit - 1 <= start <= limit) \
                         or not (-limit - 1 <= line.timestamp_ns * 1000 <= limit) or start + event.duration_ps > limit:
                     continue
-                text = {k: trace._as_text(merged.get(k)) for k in trace._STRING_STATS + trace._LAUNCHER_STATS}
+                text = {k: _as_text(merged.get(k)) for k in _STRING_STATS + _LAUNCHER_STATS}
                 shape = text["shape"]
                 if kind == "op":
                     op_name, op_type = op
@@ -363,10 +371,10 @@ def _reference_rows(space, path: str):
                 elif kind == "xla":
                     op_name, op_type, shape = text["hlo_op"], "", None
                 else:
-                    launcher = next((text[k] for k in trace._LAUNCHER_STATS if text[k]), None)
-                    op_name, op_type, from_annotation = trace._parse_launcher(launcher) if launcher else ("", "", None)
+                    launcher = next((text[k] for k in _LAUNCHER_STATS if text[k]), None)
+                    op_name, op_type, from_annotation = _parse_launcher(launcher) if launcher else ("", "", None)
                     shape = shape or from_annotation
-                numbers = {k: trace._as_number(merged[k]) if k in merged else math.nan for k in trace._NUMBER_STATS}
+                numbers = {k: _as_number(merged[k]) if k in merged else math.nan for k in _NUMBER_STATS}
                 for k in ("correlation_id", "program_id"):  # ids: whole numbers only
                     v = numbers[k]
                     if not (math.isfinite(v) and v == math.floor(v) and abs(v) < 2.0**63):
@@ -380,13 +388,13 @@ def _reference_rows(space, path: str):
 
 def _our_rows(part):
     texts = part.strings
-    cols = part.columns
+    cols = vars(part.columns)  # column name -> array
 
     def text(name, i):
         code = int(cols[name][i])
         return None if code < 0 else texts[code]
 
-    kinds = trace._KINDS
+    kinds = _KINDS
     rows = []
     for i in range(len(cols["start_ps"])):
         rows.append((text("plane", i), text("line", i), kinds[cols["kind"][i]], text("name", i), text("op_name", i),
@@ -408,7 +416,7 @@ def _same(a, b) -> bool:
 def test_events_match_a_plain_reading_of_protobufs_parse(space):
     assume(len(space.planes))
     data = space.SerializeToString()
-    part = trace._parse_file("x.xplane.pb", data)
+    part = _parse_file("x.xplane.pb", data)
     parsed = xplane_schema.XSpace()
     parsed.ParseFromString(data)
     want = _reference_rows(parsed, "x.xplane.pb")
@@ -461,7 +469,7 @@ def intervals(draw):
 @given(intervals())
 def test_self_times_match_the_stack_walk(case):
     keys, starts, durations = case
-    got = trace._self_times(np.array(keys), np.ones(len(keys), dtype=bool), np.array(starts), np.array(durations))
+    got = _self_times(np.array(keys), np.ones(len(keys), dtype=bool), np.array(starts), np.array(durations))
     assert got.tolist() == _stack_self_times(keys, starts, durations)
 
 

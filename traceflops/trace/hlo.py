@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hlo_schema
-from .reader import find_trace_files, read_xspace_metadata
+from .files import find_trace_files, read_xspace_metadata
 
 METADATA_PLANE = "/host:metadata"
 HLO_PROTO_STAT = "Hlo Proto"

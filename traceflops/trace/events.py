@@ -1,0 +1,102 @@
+"""Trace stage: the events table's columns, and the `Trace` that holds it.
+
+`load_trace(path)` reads one `.xplane.pb` (or every one in a logdir or run
+directory) and returns a `Trace` whose `events` DataFrame has one row per
+event we can use:
+
+| column | meaning |
+| --- | --- |
+| host | host name of the file the event came from |
+| plane | plane name, e.g. `/host:CPU`, `/device:GPU:0` |
+| line | line (thread or GPU stream) name |
+| kind | `op` (a TensorFlow op on a host executor thread), `xla` (an XLA instruction run on the host, e.g. inside a `jit_compile` function), `kernel` (a device kernel), `memcpy`, `step` (a step marker) |
+| name | the event's full name (`<node>:<Type>` for ops, the kernel's symbol for kernels) |
+| op_name, op_type | the TensorFlow node and its kernel type (for kernels: of the op that launched them) |
+| start_ps, duration_ps | start and duration in picoseconds, on the trace's clock (TensorFlow counts from the profile's start; a trace with timestamps since the epoch is moved there so that they fit int64) |
+| self_ps | duration minus the op and xla events nested inside it on the same thread (a call op that runs a nested function keeps only its own overhead) |
+| step | index of the profiled step the event falls in (-1: outside every step) |
+| shape | the recorded input shapes, e.g. `(float[4,32];float[32,8])`, or missing |
+| step_num | the step number of a `step` row |
+| correlation_id, kernel_details, memcpy_details, hlo_op, hlo_module, program_id | device-event stats, where present |
+
+Repeated strings (host, plane, line, kind, name, op_name, op_type, shape) are
+pandas categoricals whose categories always include "" (so `fillna("")`
+works); a missing shape is NaN. kernel_details, memcpy_details, hlo_op and
+hlo_module are objects (str, None where absent; a column no event has is an
+empty categorical, all NaN, to save memory). step_num, correlation_id and
+program_id are float64, NaN where absent; correlation_id and program_id are
+ids, so a value that is not a whole number reads as NaN.
+
+Events that are none of these (executor bookkeeping, thread-pool markers)
+are dropped. Derived lines that XProf adds to device planes ("TensorFlow
+Ops", "XLA Ops", "Steps"...) repeat the stream events and are skipped.
+
+The table is built by `load.py`; see there for what of a damaged trace is left out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pandas as pd
+
+EVENT_COLUMNS = ["host", "plane", "line", "kind", "name", "op_name", "op_type", "start_ps",
+                 "duration_ps", "self_ps", "step", "shape", "step_num", "correlation_id", "kernel_details",
+                 "memcpy_details", "hlo_op", "hlo_module", "program_id"]
+
+_STAT_COLUMNS = {"shape", "step_num", "correlation_id", "kernel_details", "memcpy_details",
+                 "hlo_op", "hlo_module", "program_id"}
+_STRING_STATS = ("shape", "kernel_details", "memcpy_details", "hlo_op", "hlo_module")
+_NUMBER_STATS = ("step_num", "correlation_id", "program_id")
+# Number stats that are ids: a value that is not a whole number reads as NaN.
+_ID_STATS = ("correlation_id", "program_id")
+# Categorical columns; the device-event string stats stay plain objects (None where absent), so that
+# `.map` on them returns plain values (a categorical maps one-to-one into another categorical).
+_CATEGORICAL_COLUMNS = ("host", "plane", "line", "kind", "name", "op_name", "op_type", "shape")
+_OBJECT_COLUMNS = ("kernel_details", "memcpy_details", "hlo_op", "hlo_module")
+# Stats that name the TensorFlow op behind a device kernel, best first.
+_LAUNCHER_STATS = ("tf_op", "level 0", "annotation")
+_DERIVED_DEVICE_LINES = {"TensorFlow Ops", "TensorFlow Name Scope", "XLA Ops", "XLA Modules",
+                         "Steps", "XLA TraceMe", "Launch Stats", "Source code", "SparseCore Ops"}
+_KINDS = ("op", "xla", "kernel", "memcpy", "step")
+_OP, _XLA, _KERNEL, _MEMCPY, _STEP = range(5)
+# Event stats the parser reads: the stat columns, the launcher stats, and `_r` (a root TraceMe: steps).
+_WANTED_EVENT_STATS = _STAT_COLUMNS | set(_LAUNCHER_STATS) | {"_r"}
+
+
+@dataclass
+class PlaneInfo:
+    host: str
+    name: str
+    stats: dict
+    num_events: int
+
+
+@dataclass
+class Trace:
+    """A parsed trace: the events table plus what the planes and the space say.
+
+    `errors` and `warnings` are the XSpace's own lists (prefixed with the host);
+    `damage` says what of a damaged trace was left out, and is also appended to
+    `warnings`, so that every consumer of warnings shows it.
+    """
+    events: pd.DataFrame
+    planes: list
+    paths: list
+    hostnames: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    profile_options: dict = field(default_factory=dict)
+    damage: list = field(default_factory=list)
+    _hlo_modules: Optional[list] = field(default=None, repr=False)
+
+    def device_planes(self) -> list:
+        return [p for p in self.planes if p.name.startswith("/device:")]
+
+    @property
+    def hlo_modules(self) -> list:
+        """The optimized HLO modules in the files' `/host:metadata` planes (read once, on first use)."""
+        if self._hlo_modules is None:
+            from .hlo import read_hlo_modules
+            self._hlo_modules = read_hlo_modules(list(self.paths))
+        return self._hlo_modules
