@@ -26,6 +26,7 @@ from .capture.options import validate_capture_options
 from .graph import ExecutedGraph
 from .join import join, primary_device
 from .report.outputs import ensure_writable_dir, publish, write_outputs
+from .roofline import layer_rollup
 from .roofline.ceilings import CEILINGS_FILE, apply_ceilings, choose_ceilings, no_ceilings_warning
 from .trace import Trace, find_trace_files, load_trace
 
@@ -47,6 +48,20 @@ class Result:
         """Write ops.csv, summary.json, extra tables and (with ceilings) roofline.png and
         report.html into `out_dir`; each file appears whole or not at all."""
         return write_outputs(self, out_dir)
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        """Per Keras layer (`roofline.layer_rollup`): FLOPs, MACs and bytes per step, time, share of
+        op time, achieved GFLOP/s and, with a roofline, efficiency; sorted by time."""
+        return layer_rollup(self.ops, steps=self.summary.get("steps") or 1)
+
+    def _repr_html_(self) -> str:
+        from .report.notebook import result_html
+        return result_html(self)
+
+    def __repr__(self) -> str:
+        from .report.notebook import result_text
+        return f"<traceflops.Result\n{result_text(self)}\n{len(self.ops)} ops: .ops, .layers, .summary>"
 
 
 def _read_json(path: Path) -> Optional[dict]:

@@ -10,6 +10,7 @@ from typing import Optional
 from ..errors import CaptureError, UsageError
 from . import profiler
 from .graph_record import graph_record
+from .layers import recording_layer_scopes
 from .options import validate_capture_options
 from .model import SavedModelRunner, _embedding_limit, build_step_function, input_specs, synthetic_inputs
 from .profiler import _run_steps, _trace_level2, _trace_level3
@@ -88,7 +89,8 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
         inputs = synthetic_inputs(specs, limit, seed)
         step_fn = build_step_function(model, specs, jit_compile)
         try:
-            concrete = step_fn.get_concrete_function(*[tf.TensorSpec(d, tf.as_dtype(t)) for _, d, t in specs])
+            with recording_layer_scopes(model) as layer_scopes:
+                concrete = step_fn.get_concrete_function(*[tf.TensorSpec(d, tf.as_dtype(t)) for _, d, t in specs])
             # Partition graphs are only reported for the call that instantiates the function.
             context.enable_run_metadata()
             try:
@@ -114,6 +116,7 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
         raise CaptureError(f"{logdir}: the profiler wrote no trace")
     run_dir = new_files[0].parent
     record = graph_record(run_metadata, concrete)
+    record["layer_scopes"] = layer_scopes
     _write_json(run_dir / GRAPH_FILE, record)
     name = getattr(model, "name", "model")
     server_note = profiler._SERVICE.note if (profiler._SERVICE is not None and host_tracer_level == 3) else ""

@@ -1,3 +1,4 @@
 """Stage 3: what each executed op was: attributes and shapes."""
-from .executed import ExecutedGraph, Node, layer_of  # noqa: F401
+from .executed import ExecutedGraph, Node  # noqa: F401
+from .layers import MODEL_LEVEL, LayerIndex, layer_of  # noqa: F401
 from .shapes import TensorSpec, parse_shape_list  # noqa: F401

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .layers import LayerIndex
 from .shapes import TensorSpec, canonical_dtype
 
 
@@ -52,6 +53,7 @@ class ExecutedGraph:
     static: dict = field(default_factory=dict)
     observed: dict = field(default_factory=dict)
     consumers_count: dict = field(default_factory=dict)
+    layers: LayerIndex = field(default_factory=LayerIndex)
 
     @classmethod
     def from_record(cls, record: dict) -> "ExecutedGraph":
@@ -63,6 +65,7 @@ class ExecutedGraph:
             for edge in node.inputs:
                 src, _, index = edge.rpartition(":")
                 graph.consumers_count[src] = max(graph.consumers_count.get(src, 0), int(index) + 1)
+        graph.layers = LayerIndex(record.get("layer_scopes"))
         for key, value in record.get("static_tensors", {}).items():
             spec = _spec(value.get("dtype"), value.get("dims"))
             if spec is not None:
@@ -132,18 +135,3 @@ class ExecutedGraph:
         while f"{node.name}:{count}" in self.static:
             count += 1
         return [self.tensor(f"{node.name}:{i}") for i in range(count)]
-
-
-_CALL_SCOPES = {"StatefulPartitionedCall", "PartitionedCall"}
-
-
-def layer_of(op_name: str) -> str:
-    """The Keras layer an op belongs to, from its name scope: `model/layer/.../Op` -> `layer`.
-
-    Scopes added by function calls (a SavedModel's serving signature runs the
-    model under `StatefulPartitionedCall/`) are not part of the model's scope.
-    """
-    parts = op_name.split("/")
-    while parts and parts[0] in _CALL_SCOPES:
-        parts = parts[1:]
-    return parts[1] if len(parts) >= 3 else ""

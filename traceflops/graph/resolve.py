@@ -22,6 +22,7 @@ from typing import Optional
 
 from ..costs import OpInfo
 from .executed import ExecutedGraph
+from .layers import MODEL_LEVEL, LayerIndex
 from .shapes import parse_shape_list
 
 
@@ -30,6 +31,18 @@ class TfOpDescription:
     """One distinct TF op execution group, resolved: what the costs stage prices."""
     info: OpInfo
     device: str  # the graph node's device, "" when unknown
+    layer: str  # the Keras layer that owns the op (graph/layers.py)
+
+
+def _owning_layer(op_name: str, node, graph: Optional[ExecutedGraph]) -> str:
+    """The op's layer. A grappler-fused op is named after the LAST op it fused (a conv fused with the
+    next layer's Relu is `model/activation/Relu`), so its owner is the layer of its weights (input 1)."""
+    layers = graph.layers if graph is not None else LayerIndex()
+    layer = layers.layer_of(op_name)
+    if node is None or not node.attrs.get("fused_ops") or len(node.inputs) < 2 or not layers:
+        return layer
+    owner = layers.layer_of(node.inputs[1].rpartition(":")[0])
+    return owner if owner != MODEL_LEVEL else layer
 
 
 def observe_consumers(groups, graph: ExecutedGraph) -> None:
@@ -54,10 +67,11 @@ def describe_tf_op(op_name: str, op_type: str, shape: Optional[str],
     """The description of one op group; `graph` None means no executed graph (offline trace)."""
     recorded = parse_shape_list(shape) if shape else None
     node = graph.node(op_name, op_type) if graph is not None else None
+    layer = _owning_layer(op_name, node, graph)
     if node is None:
-        return TfOpDescription(OpInfo(op_type, recorded or [], [], {}, attrs_known=False), "")
+        return TfOpDescription(OpInfo(op_type, recorded or [], [], {}, attrs_known=False), "", layer)
     inputs = _merge_inputs(recorded, graph.input_specs(node))
-    return TfOpDescription(OpInfo(op_type, inputs, graph.output_specs(node), node.attrs), node.device)
+    return TfOpDescription(OpInfo(op_type, inputs, graph.output_specs(node), node.attrs), node.device, layer)
 
 
 def describe_tf_ops(groups: list, graph: Optional[ExecutedGraph]) -> list:

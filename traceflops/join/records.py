@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..costs import UNKNOWN, ZERO, Cost
 from ..costs.price import HloIndex, price
-from ..graph import layer_of
+from ..graph import LayerIndex
 from ..graph.resolve import describe_tf_op, describe_tf_ops
 
 RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
@@ -102,6 +102,10 @@ def _base(source: str, group) -> dict:
             "kernel_details": None, "total_bytes": None, "unit": None}
 
 
+def _layers(graph) -> LayerIndex:
+    return graph.layers if graph is not None else LayerIndex()
+
+
 def tf_records(ops: pd.DataFrame, graph) -> list:
     """Host TF op executions grouped by (host, op, type, plane, recorded shapes), priced."""
     groups = _timed_groups(ops, ["host", "op_name", "op_type", "plane", "shape"], "self_ps")
@@ -113,11 +117,11 @@ def tf_records(ops: pd.DataFrame, graph) -> list:
         records.append({**_base("tf", group), "device": short_device(description.device, group["plane"]),
                         "op_name": group["op_name"], "op_type": group["op_type"], "shape": group["shape"],
                         "input_shapes": _format(info.inputs), "output_shapes": _format(info.outputs),
-                        "layer": layer_of(group["op_name"]), **_cost_fields(price(info))})
+                        "layer": description.layer, **_cost_fields(price(info))})
     return records
 
 
-def xla_records(xla: pd.DataFrame, index: HloIndex) -> list:
+def xla_records(xla: pd.DataFrame, index: HloIndex, layers: LayerIndex) -> list:
     """HLO instructions run on the host (XLA:CPU, a `jit_compile` function), priced from their HLO."""
     groups = _timed_groups(xla, ["host", "hlo_module", "op_name", "plane"], "self_ps")
     records = []
@@ -128,7 +132,7 @@ def xla_records(xla: pd.DataFrame, index: HloIndex) -> list:
                         "op_name": group["op_name"], "op_type": op.op_type if op else "",
                         "hlo_module": group["hlo_module"], "framework_op": op.framework_op if op else "",
                         "output_shapes": op.shape if op else "",
-                        "layer": layer_of(op.framework_op) if op else "", **_cost_fields(cost)})
+                        "layer": layers.layer_of(op.framework_op) if op else "", **_cost_fields(cost)})
     return records
 
 
@@ -137,22 +141,26 @@ _KERNEL_KEYS = ["host", "plane", "line", "name", "op_name", "op_type", "shape", 
 
 
 def _kernel_description(group: dict, index: HloIndex, graph):
-    """(unit, op_name, op_type, framework_op, cost) of one kernel group, by what launched it."""
+    """(unit, op_name, op_type, framework_op, layer, cost) of one kernel group, by what launched it."""
     host, plane = group["host"], group["plane"]
     if group["hlo_op"]:
         program = group["program_id"]
         op = index.describe(program, group["hlo_module"], group["hlo_op"])
         unit = ("xla", host, plane, group["hlo_module"], program, group["hlo_op"])
         cost = price(op, _NO_HLO_INSTRUCTION["kernel"])
-        return unit, group["hlo_op"], op.op_type if op else "", op.framework_op if op else "", cost
+        framework = op.framework_op if op else ""
+        return (unit, group["hlo_op"], op.op_type if op else "", framework,
+                _layers(graph).layer_of(framework or group["hlo_op"]), cost)
     if not group["op_type"]:
         unit = ("none", host, plane, group["name"])
+        layer = _layers(graph).layer_of(group["op_name"])
         if _RUNTIME_COPY_KERNEL.match(group["name"]):
-            return unit, group["op_name"], "", "", Cost(0, None, None, ZERO, "", "runtime copy/fill kernel")
-        return unit, group["op_name"], "", "", Cost(None, None, None, UNKNOWN, "", "no launching op recorded")
+            return unit, group["op_name"], "", "", layer, Cost(0, None, None, ZERO, "", "runtime copy/fill kernel")
+        return (unit, group["op_name"], "", "", layer,
+                Cost(None, None, None, UNKNOWN, "", "no launching op recorded"))
     unit = ("tf", host, plane, group["op_name"], group["op_type"])
     description = describe_tf_op(group["op_name"], group["op_type"], group["shape"] or None, graph)
-    return unit, group["op_name"], group["op_type"], "", price(description.info)
+    return unit, group["op_name"], group["op_type"], "", description.layer, price(description.info)
 
 
 def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
@@ -163,12 +171,12 @@ def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
     for group in groups.to_dict("records"):
         if group["program_id"] is not None and np.isnan(group["program_id"]):
             group["program_id"] = None
-        unit, op_name, op_type, framework, cost = _kernel_description(group, index, graph)
+        unit, op_name, op_type, framework, layer, cost = _kernel_description(group, index, graph)
         records.append({**_base("kernel", group), "device": short_device("", group["plane"]),
                         "stream": group["line"], "kernel_name": group["name"], "op_name": op_name,
                         "op_type": op_type, "hlo_module": group["hlo_module"], "program_id": group["program_id"],
                         "hlo_op": group["hlo_op"], "framework_op": framework, "shape": group["shape"],
-                        "input_shapes": group["shape"], "layer": layer_of(framework or op_name),
+                        "input_shapes": group["shape"], "layer": layer,
                         "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost)})
     return records
 
@@ -210,7 +218,7 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
     if needs_hlo and callable(hlo_modules):
         hlo_modules = hlo_modules()
     index = HloIndex(hlo_modules if needs_hlo else [])
-    records = (tf_records(work[kinds == "op"], graph) + xla_records(work[kinds == "xla"], index)
+    records = (tf_records(work[kinds == "op"], graph) + xla_records(work[kinds == "xla"], index, _layers(graph))
                + kernel_records(work[kinds == "kernel"], index, graph)
                + memcpy_records(work[kinds == "memcpy"]))
     frame = pd.DataFrame(records, columns=RECORD_COLUMNS)

@@ -186,15 +186,19 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
     """Per Keras layer ("(no layer)" for ops outside one), sorted by time.
 
     Columns: layer, ops (rows), flops_per_step (known FLOPs x occurrences /
-    steps), time_us_per_step, time_share (of all op time), gflops_per_s (known
-    FLOPs over the layer's whole time, so a layer with unknown-FLOP ops reads
-    low), unknown_flops_time_us_per_step, and, when the roofline columns are
-    present, recoverable_time_us_per_step and memory_bound_time_share (of the layer's time).
+    steps), macs_per_step, bytes_per_step, time_us_per_step, time_share (of all
+    op time), gflops_per_s (known FLOPs over the layer's whole time, so a layer
+    with unknown-FLOP ops reads low), unknown_flops_time_us_per_step, and, when
+    the roofline columns are present, efficiency (the time its ops would take at
+    their attainable rates over their measured time), recoverable_time_us_per_step
+    and memory_bound_time_share (of the layer's time).
     """
     steps = max(int(steps), 1)
     table = pd.DataFrame({
         "layer": ops["layer"].fillna("").replace("", NO_LAYER),
         "flops": np.nan_to_num(_floats(ops["flops"])) * _floats(ops["occurrences"]),
+        "macs": np.nan_to_num(_floats(ops["macs"])) * _floats(ops["occurrences"]),
+        "bytes": np.nan_to_num(_floats(ops["bytes"])) * _floats(ops["occurrences"]),
         "time_us": _floats(ops["total_time_us"]),
     })
     table["unknown_us"] = np.where(np.isnan(_floats(ops["flops"])), table["time_us"], 0.0)
@@ -202,11 +206,16 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
     if has_roofline:
         table["recoverable_us"] = np.nan_to_num(_floats(ops["recoverable_time_us"]))
         table["memory_us"] = np.where(ops["bound"].to_numpy() == "memory", table["time_us"], 0.0)
+        efficiency = _floats(ops["efficiency"])
+        # time at the attainable rate = measured time x efficiency (ops without one count as measured)
+        table["ideal_us"] = table["time_us"] * np.where(np.isnan(efficiency), 1.0, efficiency)
     grouped = table.groupby("layer", sort=False)
     total_us = table["time_us"].sum()
     rollup = pd.DataFrame({
         "ops": grouped.size(),
         "flops_per_step": grouped["flops"].sum() / steps,
+        "macs_per_step": grouped["macs"].sum() / steps,
+        "bytes_per_step": grouped["bytes"].sum() / steps,
         "time_us_per_step": grouped["time_us"].sum() / steps,
         "time_share": grouped["time_us"].sum() / total_us if total_us else np.nan,
         "unknown_flops_time_us_per_step": grouped["unknown_us"].sum() / steps,
@@ -215,6 +224,8 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
         rollup["gflops_per_s"] = (rollup["flops_per_step"] / rollup["time_us_per_step"] / 1e3).where(
             rollup["time_us_per_step"] > 0)
     if has_roofline:
+        rollup["efficiency"] = (grouped["ideal_us"].sum() / grouped["time_us"].sum()).where(
+            grouped["time_us"].sum() > 0)
         rollup["recoverable_time_us_per_step"] = grouped["recoverable_us"].sum() / steps
         rollup["memory_bound_time_share"] = (grouped["memory_us"].sum() / grouped["time_us"].sum()).where(
             grouped["time_us"].sum() > 0)
