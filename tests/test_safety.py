@@ -6,8 +6,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import traceflops
 from traceflops import capture
+
+pytestmark = pytest.mark.tf
 
 
 def _listening_in_host_namespace(port: int) -> bool:
