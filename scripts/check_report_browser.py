@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Open a generated HTML report in headless Chromium and check it really works there.
 
-Builds a report from a small hand-made ops table, then with a fresh profile:
+Builds a report from the hand-made ops table of the report tests (tests/samples.py), then with a fresh profile:
 1. dumps the report's DOM: the op and layer tables are there and the report's own
    load handler marked the roofline image as decoded (img.complete and naturalWidth > 0);
 2. dumps the DOM of a copy with a test script added that clicks the op table's
@@ -24,10 +24,13 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
-import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the sample ops table the report tests use
 
+from samples import REPORT_CEILINGS as CEILINGS, REPORT_ROWS as ROWS, REPORT_SUMMARY as SUMMARY  # noqa: E402
+from samples import report_ops  # noqa: E402
 from traceflops.report.html import write_report  # noqa: E402
 from traceflops.report.plots import roofline_png  # noqa: E402
 from traceflops.roofline import apply_roofline  # noqa: E402
@@ -36,24 +39,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--window-size=1280,1800", "--virtual-time-budget=5000"]
 CHROMIUM_TIMEOUT_S = 90
-CEILINGS = {"device": "CPU:0", "peak_gflops_per_s": {"float32": 400.0, "bfloat16": 1300.0},
-            "bandwidth_gbytes_per_s": 45.0, "source": "measured", "cached": False,
-            "theoretical": {"peak_gflops_per_s": {"float32": 332.8}, "bandwidth_gbytes_per_s": None,
-                            "assumptions": ["hand-made ceilings for the browser check"]}}
-ROWS = [
-    # name, type, layer, dtype, occurrences, flops/run, bytes/run, total time us
-    ("model/dense/MatMul", "_MklNativeFusedMatMul", "dense", "float32", 3, 2_000_000_000, 50_000_000, 30_000.0),
-    ("model/conv/Conv2D", "_MklNativeFusedConv2D", "conv", "float32", 3, 900_000_000, 20_000_000, 9_000.0),
-    ("model/dense/AddV2", "AddV2", "dense", "float32", 3, 1_000_000, 12_000_000, 3_000.0),
-    ("model/norm/FusedBatchNormV3", "FusedBatchNormV3", "norm", "float32", 3, 5_000_000, 8_000_000, 1_200.0),
-    ("model/attn/Softmax", "_MklSoftmax", "attn", "bfloat16", 3, 2_000_000, 4_000_000, 700.0),
-    ("model/pool/MaxPool", "MaxPool", "pool", "float32", 3, 1_000_000, 5_000_000, 900.0),
-    ("model/x/Transpose", "Transpose", "", "float32", 3, 0, 8_000_000, 1_500.0),
-    ("model/<odd> & name", "Mystery", "weird", "float32", 3, None, 1_000, 40.0),
-]
-SUMMARY = {"steps": 3, "step_time_us": 16_000.0, "flops_per_step": 2_909_000_000, "coverage": 0.99,
-           "flops_per_step_by_dtype": {"float32": 2_907_000_000, "bfloat16": 2_000_000}}
-
 # Added to a copy only: exercises the sorter and looks for network fetches.
 CHECK_SCRIPT = """
 <script>
@@ -83,22 +68,6 @@ window.addEventListener('load', function () {
 });
 </script>
 """
-
-
-def make_ops() -> pd.DataFrame:
-    frame = pd.DataFrame(ROWS, columns=["op_name", "op_type", "layer", "dtype", "occurrences", "flops",
-                                        "bytes", "total_time_us"])
-    frame["flops"] = pd.array(frame["flops"], dtype="Int64")
-    frame["bytes"] = pd.array(frame["bytes"], dtype="Int64")
-    seconds = frame["total_time_us"] / 1e6
-    frame["gflops_per_s"] = frame["flops"].astype("Float64") * frame["occurrences"] / seconds / 1e9
-    frame["gbytes_per_s"] = frame["bytes"].astype("Float64") * frame["occurrences"] / seconds / 1e9
-    frame["intensity"] = frame["flops"].astype("Float64") / frame["bytes"].astype("Float64")
-    frame["time_share"] = frame["total_time_us"] / frame["total_time_us"].sum()
-    frame["input_shapes"] = "float[64,512];float[512,512]"
-    frame["flops_source"] = ["formula"] * 6 + ["zero", "unknown"]
-    frame["note"] = ""
-    return frame
 
 
 def find_chromium(explicit: str | None) -> str | None:
@@ -163,7 +132,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="traceflops-browser-") as scratch:
         work = Path(args.keep) if args.keep else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        ops = apply_roofline(make_ops(), CEILINGS)
+        ops = apply_roofline(report_ops(), CEILINGS)
         png = Path(roofline_png(ops, CEILINGS, work / "roofline.png", title="browser check"))
         report = Path(write_report(ops, SUMMARY, CEILINGS, png, work / "report.html"))
         with_check = work / "report-with-check.html"

@@ -5,10 +5,19 @@ from pathlib import Path
 
 import pytest
 
+# Nothing heavy here: TensorFlow is imported by the `tf_runtime` fixture, for tests marked `tf`.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "traces"
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses TensorFlow through `tf_runtime` must carry the `tf` marker (so -m "not tf" skips it)."""
+    unmarked = [item.nodeid for item in items
+                if "tf_runtime" in getattr(item, "fixturenames", ()) and item.get_closest_marker("tf") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using tf_runtime without @pytest.mark.tf: " + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from conftest import CLI_ENV as ENV, TRACES, assert_clean_failure, run_cli
 run = run_cli
 
 
+@pytest.mark.tf
 def test_profile_bundled_example_writes_outputs(tmp_path):
     out = tmp_path / "out"
     proc = run("profile", "--example", "--batch-size", "2", "--steps", "3", "--out", out, "--json")
@@ -26,12 +27,14 @@ def test_analyze_recorded_trace_prints_table():
     assert "_MklNativeFusedConv2D" in proc.stdout and "coverage" in proc.stdout
 
 
+@pytest.mark.tf
 def test_missing_model_file(tmp_path):
     proc = run("profile", tmp_path / "nope.keras", "--out", tmp_path / "out")
     assert_clean_failure(proc, 3, "nope.keras", "no such file")
     assert not (tmp_path / "out" / "ops.csv").exists()
 
 
+@pytest.mark.tf
 def test_file_that_is_not_a_model(tmp_path):
     bogus = tmp_path / "bogus.keras"
     bogus.write_bytes(b"this is not a zip archive")
@@ -41,6 +44,7 @@ def test_file_that_is_not_a_model(tmp_path):
     assert [p.name for p in out.iterdir()] == []
 
 
+@pytest.mark.tf
 def test_unregistered_custom_layer(tmp_path):
     script = (
         "import keras\n"
@@ -54,6 +58,7 @@ def test_unregistered_custom_layer(tmp_path):
     assert_clean_failure(proc, 3, "custom.keras", "custom layer")
 
 
+@pytest.mark.tf
 def test_lambda_layer_refused_by_safe_mode(tmp_path):
     script = (
         "import keras\n"
@@ -65,10 +70,10 @@ def test_lambda_layer_refused_by_safe_mode(tmp_path):
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (["--batch-size", "0"], 2, ["batch-size", "at least 1"]),
-    (["--device", "GPU:0"], 2, ["GPU:0", "no such device"]),
-    (["--device", "TPU:0"], 2, ["expected CPU:0 or GPU:N"]),
-    (["--steps", "0"], 2, ["--steps"]),
+    (["--batch-size", "0"], 2, ["batch-size", "at least 1"]),  # refused before TensorFlow is imported
+    pytest.param(["--device", "GPU:0"], 2, ["GPU:0", "no such device"], marks=pytest.mark.tf),
+    pytest.param(["--device", "TPU:0"], 2, ["expected CPU:0 or GPU:N"], marks=pytest.mark.tf),
+    pytest.param(["--steps", "0"], 2, ["--steps"], marks=pytest.mark.tf),
 ])
 def test_bad_profile_arguments(tmp_path, args, code, words):
     out = tmp_path / "out"

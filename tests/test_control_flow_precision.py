@@ -3,6 +3,7 @@ import pytest
 
 import traceflops
 
+pytestmark = pytest.mark.tf
 STEPS = 2
 
 

@@ -11,6 +11,7 @@ import pytest
 import traceflops
 from traceflops.trace import load_trace, parse_spaces, read_xspace, synthetic, xplane_schema
 from traceflops.trace.timeline import assign_steps, self_times
+from traceflops.trace.builder import Ref, XSpaceBuilder, field_bytes
 from traceflops.errors import TraceError
 
 from conftest import TRACES, assert_clean_failure, run_cli
@@ -28,30 +29,27 @@ def write(path, data: bytes):
     return path
 
 
-def host_plane(space, events, name="/host:CPU"):
-    """A host plane with op metadata 1 (`a/MatMul:MatMul`) and 2 (`ExecutorState::Process`)."""
-    plane = space.planes.add(id=0, name=name)
-    plane.event_metadata[1].id = 1
-    plane.event_metadata[1].name = "a/MatMul:MatMul"
-    plane.event_metadata[1].display_name = "MatMul"
-    plane.event_metadata[2].id = 2
-    plane.event_metadata[2].name = "ExecutorState::Process"
-    plane.stat_metadata[1].name = "shape"
-    plane.stat_metadata[2].name = "(float[2,3];float[3,4])"
-    line = plane.lines.add(id=1, name="tf_Compute/1", timestamp_ns=1000)
-    for metadata_id, offset, duration in events:
-        event = line.events.add(metadata_id=metadata_id, offset_ps=offset, duration_ps=duration)
-        if metadata_id == 1:
-            event.stats.add(metadata_id=1, ref_value=2)
-    return plane
+MATMUL, EXECUTOR = "a/MatMul:MatMul", "ExecutorState::Process"
+
+
+def host_space(events, name="/host:CPU") -> XSpaceBuilder:
+    """A space with one host plane: events (name, offset ps, duration ps) on one `tf_Compute` line,
+    MatMul ops with their interned shape, executor bookkeeping without stats."""
+    space = XSpaceBuilder(hostnames=["h"])
+    line = space.plane(name, id=0).line(1, "tf_Compute/1", timestamp_ns=1000)
+    for event_name, offset, duration in events:
+        if event_name == MATMUL:
+            line.event(MATMUL, offset, duration, {"shape": Ref("(float[2,3];float[3,4])")}, display_name="MatMul")
+        else:
+            line.event(event_name, offset, duration)
+    return space
 
 
 # ---------------------------------------------------------------- nothing to analyse
 
 def test_valid_trace_without_op_events_is_a_clean_error_naming_the_file(tmp_path):
-    space = xplane_schema.XSpace(hostnames=["h"])
-    host_plane(space, [(2, 10, 5), (2, 30, 5)])  # executor bookkeeping only
-    path = write(tmp_path / "run" / "quiet.xplane.pb", space.SerializeToString())
+    space = host_space([(EXECUTOR, 10, 5), (EXECUTOR, 30, 5)])  # executor bookkeeping only
+    path = space.write(tmp_path / "run" / "quiet.xplane.pb")
     with pytest.raises(TraceError, match="quiet.xplane.pb"):
         traceflops.analyze(path)
     out = tmp_path / "out"
@@ -60,7 +58,7 @@ def test_valid_trace_without_op_events_is_a_clean_error_naming_the_file(tmp_path
 
 
 def test_space_without_planes_is_a_clean_error(tmp_path):
-    path = write(tmp_path / "bare.xplane.pb", xplane_schema.XSpace(hostnames=["h"]).SerializeToString())
+    path = XSpaceBuilder(hostnames=["h"]).write(tmp_path / "bare.xplane.pb")
     with pytest.raises(TraceError, match="bare.xplane.pb"):
         load_trace(path)
 
@@ -81,15 +79,11 @@ def test_unknown_device_type_is_analysed(tmp_path, device):
 
 
 def test_kernel_only_trace_of_unknown_device_is_analysed(tmp_path):
-    space = xplane_schema.XSpace(hostnames=["xpuhost"])
-    plane = space.planes.add(id=1, name="/device:XPU:0")
-    plane.event_metadata[1].name = "fusion_kernel"
-    plane.stat_metadata[1].name = "tf_op"
-    plane.stat_metadata[2].name = "model/dense/MatMul:MatMul"
-    line = plane.lines.add(id=2, name="stream 1", timestamp_ns=5)
+    space = XSpaceBuilder(hostnames=["xpuhost"])
+    line = space.plane("/device:XPU:0", id=1).line(2, "stream 1", timestamp_ns=5)
     for k in range(4):
-        line.events.add(metadata_id=1, offset_ps=1000 * k, duration_ps=500).stats.add(metadata_id=1, ref_value=2)
-    path = write(tmp_path / "xpu.xplane.pb", space.SerializeToString())
+        line.event("fusion_kernel", 1000 * k, 500, {"tf_op": Ref("model/dense/MatMul:MatMul")})
+    path = space.write(tmp_path / "xpu.xplane.pb")
     result = traceflops.analyze(path)
     assert "model/dense/MatMul" in set(result.ops["op_name"])
     assert any("no step markers" in w for w in result.summary["warnings"])
@@ -144,26 +138,23 @@ def test_last_step_whose_marker_was_never_recorded(tmp_path):
 
 
 def test_events_past_the_end_of_their_line_are_left_out(tmp_path):
-    space = xplane_schema.XSpace(hostnames=["h"])
-    plane = host_plane(space, [(1, 0, 100_000), (1, 200_000, 100_000), (1, 900_000, 500_000)])
-    plane.lines[0].duration_ps = 1_000_000  # the line lasted 1 us: the third op was cut
-    loaded = parse_spaces([("cut.xplane.pb", space.SerializeToString())])
+    space = host_space([(MATMUL, 0, 100_000), (MATMUL, 200_000, 100_000), (MATMUL, 900_000, 500_000)])
+    space.space.planes[0].lines[0].duration_ps = 1_000_000  # the line lasted 1 us: the third op was cut
+    loaded = parse_spaces([("cut.xplane.pb", space.to_bytes())])
     assert len(loaded.events) == 2
     assert any("1 events run past the end of their line" in d for d in loaded.damage)
 
 
 def test_negative_durations_and_malformed_event_bytes_are_skipped(tmp_path):
-    space = xplane_schema.XSpace(hostnames=["h"])
-    host_plane(space, [(1, 0, 100_000), (1, 200_000, -5), (1, 400_000, 100_000)])
-    data = space.SerializeToString()
+    space = host_space([(MATMUL, 0, 100_000), (MATMUL, 200_000, -5), (MATMUL, 400_000, 100_000)])
     # Append a malformed event to the line (wire type 7 inside the event): the line stays readable.
-    plane = xplane_schema.XSpace.FromString(data).planes[0]
+    plane = space.space.planes[0]
     line = plane.lines[0].SerializeToString() + b"\x22\x03\x08\x01\x0f"
     rest = xplane_schema.XPlane()
     rest.CopyFrom(plane)
     rest.ClearField("lines")
-    plane_bytes = rest.SerializeToString() + synthetic._field_bytes(3, line)
-    damaged = synthetic._field_bytes(1, plane_bytes) + xplane_schema.XSpace(hostnames=["h"]).SerializeToString()
+    plane_bytes = rest.SerializeToString() + field_bytes(3, line)
+    damaged = field_bytes(1, plane_bytes) + XSpaceBuilder(hostnames=["h"]).to_bytes()
     path = write(tmp_path / "run" / "damaged.xplane.pb", damaged)
     loaded = load_trace(path)
     ops = loaded.events[loaded.events["kind"] == "op"]

@@ -31,8 +31,10 @@ from traceflops.trace.events import (_DERIVED_DEVICE_LINES, _KINDS, _LAUNCHER_ST
                                      _WANTED_EVENT_STATS)
 from traceflops.trace.parse import _parse_file
 from traceflops.trace.timeline import _self_times
-from traceflops.trace.values import _as_number, _as_text, _parse_launcher, _split_op_event, _stat_value
+from traceflops.trace.values import _as_number, _as_text, _parse_launcher, _split_op_event
+from traceflops.trace.values import _stat_value as decoded_stat_value
 from traceflops.trace.wire import _Bad, _decode_events, _py_fields, _Wire
+from traceflops.trace.builder import Ref, Uint64, XSpaceBuilder, varint
 from traceflops.errors import TraceflopsError
 
 from conftest import TRACES
@@ -150,65 +152,70 @@ def int64s(valid: bool, low: int = 0, high: int = 10**9):
     return st.one_of(st.integers(-5, 10**9), HUGE, st.sampled_from([2**63 - 1, -(2**63), 2**62, -1]))
 
 
-def _set_value(stat, draw, stat_ids, valid):
+def _stat_value(draw, stat_ids, valid):
+    """A value of a random XStat type (None: no value at all), for the builder to write."""
     which = draw(st.sampled_from(["none", "double", "uint64", "int64", "str", "bytes", "ref"]))
     if which == "double":
-        stat.double_value = draw(st.floats(allow_nan=not valid, allow_infinity=not valid, width=64))
-    elif which == "uint64":
-        stat.uint64_value = draw(st.integers(0, 2**64 - 1) if not valid else st.integers(0, 5))
-    elif which == "int64":
-        stat.int64_value = draw(int64s(valid, -3, 5))
-    elif which == "str":
-        stat.str_value = draw(st.sampled_from(STAT_NAMES) | st.text(max_size=12))
-    elif which == "bytes":
-        stat.bytes_value = draw(st.binary(max_size=12))
-    elif which == "ref":
-        stat.ref_value = draw(st.sampled_from(stat_ids + [999]) if stat_ids else st.integers(0, 2**64 - 1))
+        return draw(st.floats(allow_nan=not valid, allow_infinity=not valid, width=64))
+    if which == "uint64":
+        return Uint64(draw(st.integers(0, 2**64 - 1) if not valid else st.integers(0, 5)))
+    if which == "int64":
+        return draw(int64s(valid, -3, 5))
+    if which == "str":
+        return draw(st.sampled_from(STAT_NAMES) | st.text(max_size=12))
+    if which == "bytes":
+        return draw(st.binary(max_size=12))
+    if which == "ref":
+        return Ref(draw(st.sampled_from(stat_ids + [999]) if stat_ids else st.integers(0, 2**64 - 1)))
+    return None
+
+
+def _stats(draw, stat_ids, valid, most):
+    """(raw stat metadata id, value) pairs: ids from the plane's, or the dangling 77."""
+    return [(draw(st.sampled_from(stat_ids + [77])), _stat_value(draw, stat_ids, valid))
+            for _ in range(draw(st.integers(0, most)))]
+
+
+def _random_line(draw, plane, meta_ids, stat_ids, valid):
+    line = plane.line(draw(st.integers(0, 9)), draw(st.sampled_from(LINE_NAMES)),
+                      display_name=draw(st.sampled_from(["", "Steps", "stream 2"])),
+                      timestamp_ns=draw(int64s(valid, 0, 10**6)),
+                      duration_ps=draw(st.sampled_from([0]) if valid else int64s(False)))
+    for _ in range(draw(st.integers(0, 10))):
+        metadata_id = draw(st.sampled_from(meta_ids + [55]) | st.integers(-9, 99))
+        duration = draw(int64s(valid))
+        if draw(st.booleans()):
+            timing = {"offset_ps": draw(int64s(valid))}
+        else:
+            timing = {"num_occurrences": draw(st.integers(0, 3))}
+        line.event(metadata_id=metadata_id, duration_ps=duration, stats=_stats(draw, stat_ids, valid, 3), **timing)
 
 
 @st.composite
 def xspaces(draw, valid: bool = False):
-    """A random XSpace; with `valid`, times that fit int64 and no durations below zero."""
-    space = xplane_schema.XSpace()
-    space.hostnames.extend(draw(st.lists(st.text(max_size=6), max_size=2)))
-    space.errors.extend(draw(st.lists(st.text(max_size=12), max_size=2)))
-    space.warnings.extend(draw(st.lists(st.text(max_size=12), max_size=2)))
+    """A random XSpace message; with `valid`, times that fit int64 and no durations below zero.
+
+    Built with the trace builder, every metadata id explicit (drawn, negative, dangling or
+    shared by several names) rather than interned, so the parser meets what a damaged
+    or foreign trace holds."""
+    space = XSpaceBuilder(hostnames=draw(st.lists(st.text(max_size=6), max_size=2)),
+                          errors=draw(st.lists(st.text(max_size=12), max_size=2)),
+                          warnings=draw(st.lists(st.text(max_size=12), max_size=2)))
     plane_names = st.sampled_from(PLANE_NAMES)
     for _ in range(draw(st.integers(0 if not valid else 1, 3))):
         name = draw(st.one_of(st.just("/host:CPU"), st.just("/device:GPU:0"), plane_names, st.text(max_size=8)))
-        plane = space.planes.add(id=draw(st.integers(-3, 3)), name=name)
+        plane = space.plane(name, id=draw(st.integers(-3, 3)))
         stat_ids = draw(st.lists(st.integers(0, 30), max_size=10, unique=True))
         for sid in stat_ids:
-            plane.stat_metadata[sid].id = sid
-            plane.stat_metadata[sid].name = draw(st.sampled_from(STAT_NAMES))
+            plane.stat_metadata(draw(st.sampled_from(STAT_NAMES)), id=sid)
         meta_ids = draw(st.lists(st.integers(-2, 30), min_size=1, max_size=8, unique=True))
         for mid in meta_ids:
-            meta = plane.event_metadata[mid]
-            meta.id = mid
-            meta.name = draw(st.sampled_from(EVENT_NAMES))
-            meta.display_name = draw(st.sampled_from(DISPLAY_NAMES))
-            for _ in range(draw(st.integers(0, 2))):
-                stat = meta.stats.add(metadata_id=draw(st.sampled_from(stat_ids + [77])))
-                _set_value(stat, draw, stat_ids, valid)
-        for _ in range(draw(st.integers(0, 2))):
-            stat = plane.stats.add(metadata_id=draw(st.sampled_from(stat_ids + [77])))
-            _set_value(stat, draw, stat_ids, valid)
+            plane.event_metadata(draw(st.sampled_from(EVENT_NAMES)), draw(st.sampled_from(DISPLAY_NAMES)), id=mid,
+                                 stats=_stats(draw, stat_ids, valid, 2))
+        plane.stats(_stats(draw, stat_ids, valid, 2))
         for _ in range(draw(st.integers(1, 3))):
-            line = plane.lines.add(id=draw(st.integers(0, 9)), name=draw(st.sampled_from(LINE_NAMES)),
-                                   display_name=draw(st.sampled_from(["", "Steps", "stream 2"])),
-                                   timestamp_ns=draw(int64s(valid, 0, 10**6)),
-                                   duration_ps=draw(st.sampled_from([0]) if valid else int64s(False)))
-            for _ in range(draw(st.integers(0, 10))):
-                event = line.events.add(metadata_id=draw(st.sampled_from(meta_ids + [55]) | st.integers(-9, 99)),
-                                        duration_ps=draw(int64s(valid)))
-                if draw(st.booleans()):
-                    event.offset_ps = draw(int64s(valid))
-                else:
-                    event.num_occurrences = draw(st.integers(0, 3))
-                for _ in range(draw(st.integers(0, 3))):
-                    stat = event.stats.add(metadata_id=draw(st.sampled_from(stat_ids + [77])))
-                    _set_value(stat, draw, stat_ids, valid)
-    return space
+            _random_line(draw, plane, meta_ids, stat_ids, valid)
+    return space.space
 
 
 @fuzz(150)
@@ -274,16 +281,16 @@ def event_bodies(draw):
     for _ in range(draw(st.integers(0, 6))):
         number = draw(st.sampled_from([1, 2, 3, 4, 5, 6, 15, 16, 300]))
         wire = draw(st.sampled_from([0, 0, 1, 2, 5, 3, 7]))
-        tag = synthetic._varint((number << 3) | wire)
+        tag = varint((number << 3) | wire)
         if wire == 0:
-            body += tag + synthetic._varint(draw(varint_values))
+            body += tag + varint(draw(varint_values))
         elif wire == 1:
             body += tag + draw(st.binary(min_size=8, max_size=8))
         elif wire == 5:
             body += tag + draw(st.binary(min_size=4, max_size=4))
         elif wire == 2:
             inner = draw(st.binary(max_size=10))
-            body += tag + synthetic._varint(len(inner) + draw(st.sampled_from([0, 0, 0, 1, -1]))) + inner
+            body += tag + varint(len(inner) + draw(st.sampled_from([0, 0, 0, 1, -1]))) + inner
         else:
             body += tag
     if draw(st.integers(0, 8)) == 0 and body:
@@ -331,7 +338,7 @@ def _reference_rows(space, path: str):
                 name = stat_names.get(stat.metadata_id)
                 if name is None or name not in _WANTED_EVENT_STATS:
                     continue
-                out[name] = _stat_value(stat, stat_names)
+                out[name] = decoded_stat_value(stat, stat_names)
             return out
 
         for line in plane.lines:

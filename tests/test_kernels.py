@@ -7,7 +7,8 @@ import traceflops
 import pytest
 
 from conftest import TRACES
-from traceflops.trace import hlo_schema, xplane_schema
+from traceflops.trace import hlo_schema
+from traceflops.trace.builder import Uint64, XSpaceBuilder
 from traceflops.roofline.gpu_specs import gpu_ceilings
 from traceflops.join.kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, kernel_coverage, kernel_table, parse_kernel_details
 from traceflops.trace import load_trace
@@ -17,53 +18,6 @@ US = 1_000_000  # picoseconds per microsecond
 
 
 # ---------------------------------------------------------------- building a trace
-
-class Plane:
-    """Adds lines, events and stats to one XPlane, interning metadata as the profiler does."""
-
-    def __init__(self, space, name, stats=None):
-        self.plane = space.planes.add(id=len(space.planes), name=name)
-        self.stat_ids, self.event_ids = {}, {}
-        for key, value in (stats or {}).items():
-            self._set(self.plane.stats.add(), key, value)
-
-    def _stat_id(self, name):
-        if name not in self.stat_ids:
-            self.stat_ids[name] = len(self.stat_ids) + 1
-            self.plane.stat_metadata[self.stat_ids[name]].id = self.stat_ids[name]
-            self.plane.stat_metadata[self.stat_ids[name]].name = name
-        return self.stat_ids[name]
-
-    def _set(self, stat, name, value):
-        stat.metadata_id = self._stat_id(name)
-        if isinstance(value, tuple) and value[0] == "uint64":
-            stat.uint64_value = value[1]
-        elif isinstance(value, bytes):
-            stat.bytes_value = value
-        elif isinstance(value, int):
-            stat.int64_value = value
-        else:
-            stat.str_value = value
-
-    def event_metadata(self, name, display_name=""):
-        if name not in self.event_ids:
-            mid = len(self.event_ids) + 1
-            self.event_ids[name] = mid
-            self.plane.event_metadata[mid].id = mid
-            self.plane.event_metadata[mid].name = name
-            self.plane.event_metadata[mid].display_name = display_name
-        return self.event_ids[name]
-
-    def line(self, line_id, name):
-        return self.plane.lines.add(id=line_id, name=name, timestamp_ns=1_000_000)
-
-    def event(self, line, name, offset_ps, duration_ps, stats=None, display_name=""):
-        event = line.events.add(metadata_id=self.event_metadata(name, display_name), offset_ps=offset_ps,
-                                duration_ps=duration_ps)
-        for key, value in (stats or {}).items():
-            self._set(event.stats.add(), key, value)
-        return event
-
 
 def _shape(dims, element_type=11):
     return hlo_schema.ShapeProto(element_type=element_type, dimensions=dims)
@@ -91,9 +45,9 @@ def hlo_module():
     return proto
 
 
-V100 = {"clock_rate": 1_530_000, "core_count": 80, "memory_bandwidth": ("uint64", 898_048_000_000),
-        "memory_size": ("uint64", 16_945_512_448), "compute_cap_major": 7, "compute_cap_minor": 0}
-A100 = {"clock_rate": 1_410_000, "core_count": 108, "memory_bandwidth": ("uint64", 1_555_200_000_000),
+V100 = {"clock_rate": 1_530_000, "core_count": 80, "memory_bandwidth": Uint64(898_048_000_000),
+        "memory_size": Uint64(16_945_512_448), "compute_cap_major": 7, "compute_cap_minor": 0}
+A100 = {"clock_rate": 1_410_000, "core_count": 108, "memory_bandwidth": Uint64(1_555_200_000_000),
         "compute_cap_major": 8, "compute_cap_minor": 0, "device_vendor": "Nvidia"}
 MATMUL = "model/dense/MatMul:MatMul#shape=(float[64,128];float[128,256])#"
 CONV = "model/conv/Conv2D:Conv2D#shape=(float[8,32,32,3];float[3,3,3,16])#"
@@ -102,60 +56,56 @@ EIGEN_DETAILS = "regs:16 shm:0 grid:160,1,1 block:1024,1,1"
 
 
 def build_space():
-    space = xplane_schema.XSpace(hostnames=["synthetic"])
-    host = Plane(space, "/host:CPU")
-    thread = host.line(1, "tf_Compute/1")
-    host.event(thread, "model/dense/MatMul:MatMul", 0, 30 * US, {"shape": "(float[64,128];float[128,256])"},
-               display_name="MatMul")
+    space = XSpaceBuilder(hostnames=["synthetic"])
+    host = space.plane("/host:CPU")
+    host.line(1, "tf_Compute/1", timestamp_ns=1_000_000).event(
+        "model/dense/MatMul:MatMul", 0, 30 * US, {"shape": "(float[64,128];float[128,256])"}, display_name="MatMul")
 
-    gpu0 = Plane(space, "/device:GPU:0", V100)
-    compute = gpu0.line(7, "Stream #7(Compute)")
+    gpu0 = space.plane("/device:GPU:0", V100)
+    compute = gpu0.line(7, "Stream #7(Compute)", timestamp_ns=1_000_000)
     at = 0
 
-    def launch(plane, line, name, duration, stats):
+    def launch(line, name, duration, stats):
         nonlocal at
-        plane.event(line, name, at, duration, stats)
+        line.event(name, at, duration, stats)
         at += duration + US
 
     for _ in range(2):  # MatMul runs twice: a GEMM and its split-K reduction each time
-        launch(gpu0, compute, "volta_sgemm_128x64_nn", 10 * US,
+        launch(compute, "volta_sgemm_128x64_nn", 10 * US,
                {"annotation": MATMUL, "kernel_details": SGEMM_DETAILS, "correlation_id": 1})
-        launch(gpu0, compute, "splitKreduce_kernel", 1 * US,
+        launch(compute, "splitKreduce_kernel", 1 * US,
                {"annotation": MATMUL, "kernel_details": EIGEN_DETAILS, "correlation_id": 2})
-    launch(gpu0, compute, "void Eigen::internal::EigenMetaKernel<scalar_sum_op>", 2 * US,
+    launch(compute, "void Eigen::internal::EigenMetaKernel<scalar_sum_op>", 2 * US,
            {"tf_op": "model/add:AddV2", "shape": "(float[64,256];float[256])", "kernel_details": EIGEN_DETAILS})
-    launch(gpu0, compute, "void Eigen::internal::EigenMetaKernel<scalar_cast_op>", 1_500_000,
+    launch(compute, "void Eigen::internal::EigenMetaKernel<scalar_cast_op>", 1_500_000,
            {"tf_op": "model/Cast:Cast", "shape": "(float[64,256])", "kernel_details": EIGEN_DETAILS})
-    launch(gpu0, compute, "implicit_convolve_sgemm", 8 * US, {"annotation": CONV})
-    launch(gpu0, compute, "nchwToNhwcKernel", 1 * US, {"annotation": CONV})
-    copies = gpu0.line(8, "Stream #8(MemcpyH2D)")
-    gpu0.event(copies, "MemcpyH2D", 0, 100 * US, {"memcpy_details": "size:1048576 dest:0 async:1",
+    launch(compute, "implicit_convolve_sgemm", 8 * US, {"annotation": CONV})
+    launch(compute, "nchwToNhwcKernel", 1 * US, {"annotation": CONV})
+    copies = gpu0.line(8, "Stream #8(MemcpyH2D)", timestamp_ns=1_000_000)
+    copies.event("MemcpyH2D", 0, 100 * US, {"memcpy_details": "size:1048576 dest:0 async:1",
+                                             "annotation": "n/_1:_Recv"})
+    copies.event("MemcpyH2D", 200 * US, 50 * US, {"memcpy_details": "size:1048576 dest:0 async:1",
                                                    "annotation": "n/_1:_Recv"})
-    gpu0.event(copies, "MemcpyH2D", 200 * US, 50 * US, {"memcpy_details": "size:1048576 dest:0 async:1",
-                                                         "annotation": "n/_1:_Recv"})
 
-    gpu1 = Plane(space, "/device:GPU:1", A100)
-    stream = gpu1.line(9, "Stream #9(Compute)")
+    gpu1 = space.plane("/device:GPU:1", A100)
+    stream = gpu1.line(9, "Stream #9(Compute)", timestamp_ns=1_000_000)
     at = 0
     xla = {"tf_op": "XlaModule:", "hlo_module": "jit_f", "program_id": 7}
-    launch(gpu1, stream, "sm80_xmma_gemm_f32f32_f32_nn_n", 4 * US, {**xla, "hlo_op": "dot.1"})
-    launch(gpu1, stream, "loop_exp_fusion", 1 * US, {**xla, "hlo_op": "fusion.2"})
+    launch(stream, "sm80_xmma_gemm_f32f32_f32_nn_n", 4 * US, {**xla, "hlo_op": "dot.1"})
+    launch(stream, "loop_exp_fusion", 1 * US, {**xla, "hlo_op": "fusion.2"})
     # The same fusion, recorded without a program id: joined on (module, instruction).
-    launch(gpu1, stream, "loop_exp_fusion", 1 * US, {"hlo_module": "jit_f", "hlo_op": "fusion.2"})
-    launch(gpu1, stream, "loop_fusion_99", 500_000, {**xla, "hlo_op": "fusion.99"})
-    launch(gpu1, stream, "void Eigen::internal::EigenMetaKernel<scalar_product_op>", 500_000,
+    launch(stream, "loop_exp_fusion", 1 * US, {"hlo_module": "jit_f", "hlo_op": "fusion.2"})
+    launch(stream, "loop_fusion_99", 500_000, {**xla, "hlo_op": "fusion.99"})
+    launch(stream, "void Eigen::internal::EigenMetaKernel<scalar_product_op>", 500_000,
            {"tf_op": "model/mul:Mul", "shape": "(half[1024];half[])"})
 
-    meta = Plane(space, "/host:metadata")
-    meta.event_metadata("jit_f(7)")
-    meta._set(meta.plane.event_metadata[1].stats.add(), "Hlo Proto", hlo_module().SerializeToString())
+    space.plane("/host:metadata").event_metadata("jit_f(7)", stats={"Hlo Proto": hlo_module().SerializeToString()})
     return space
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    path = tmp_path_factory.mktemp("synthetic") / "synthetic.xplane.pb"
-    path.write_bytes(build_space().SerializeToString())
+    path = build_space().write(tmp_path_factory.mktemp("synthetic") / "synthetic.xplane.pb")
     trace = load_trace(path)
     kernels, memcpys = kernel_table(trace)
     return trace, kernels, memcpys

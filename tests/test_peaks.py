@@ -62,6 +62,7 @@ def test_default_buffer_is_large():
     assert llc is None or "LLC" in reason
 
 
+@pytest.mark.tf
 def test_small_real_measurement(tf_runtime):
     started = time.perf_counter()
     result = peaks.measure_peaks("CPU:0", sizes=(128, 256), dtypes=("float32", "bfloat16"), repeats=3,
@@ -79,6 +80,7 @@ def test_small_real_measurement(tf_runtime):
     assert result["measured"]["repeats"] == 3
 
 
+@pytest.mark.tf
 def test_unsupported_dtype_is_skipped_with_reason(tf_runtime):
     # TensorFlow has no int8 MatMul kernel on CPU: the sweep records the error and goes on
     result = peaks.measure_peaks("CPU:0", sizes=(64,), dtypes=("float32", "int8"), repeats=1,

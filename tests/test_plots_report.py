@@ -5,47 +5,16 @@ import re
 
 import matplotlib.image
 import numpy as np
-import pandas as pd
 import pytest
 
 from traceflops.report.html import write_report
 from traceflops.report.plots import DPI, FIGURE_INCHES, roofline_png
 from traceflops.roofline import apply_roofline
 
+from samples import REPORT_CEILINGS as CEILINGS, REPORT_ROWS as ROWS, REPORT_SUMMARY as SUMMARY
+from samples import report_ops as make_ops
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CEILINGS = {"device": "CPU:0", "peak_gflops_per_s": {"float32": 100.0, "bfloat16": 400.0},
-            "bandwidth_gbytes_per_s": 10.0, "source": "measured", "cached": False,
-            "theoretical": {"peak_gflops_per_s": {"float32": 120.0}, "bandwidth_gbytes_per_s": None,
-                            "assumptions": ["2 FMA pipes <assumed>"]}}
-ROWS = [
-    # name, type, layer, dtype, occurrences, flops/run, bytes/run, total time us
-    ("model/dense/MatMul", "_MklNativeFusedMatMul", "dense", "float32", 2, 2_000_000_000, 100_000_000, 80_000.0),
-    ("model/conv/Conv2D", "_MklNativeFusedConv2D", "conv", "float32", 2, 900_000_000, 30_000_000, 30_000.0),
-    ("model/dense/AddV2", "AddV2", "dense", "float32", 2, 1_000_000, 12_000_000, 8_000.0),
-    ("model/norm/FusedBatchNormV3", "FusedBatchNormV3", "norm", "float32", 2, 5_000_000, 8_000_000, 3_000.0),
-    ("model/attn/Softmax", "_MklSoftmax", "attn", "bfloat16", 2, 2_000_000, 4_000_000, 1_500.0),
-    ("model/pool/MaxPool", "MaxPool", "pool", "float32", 2, 1_000_000, 5_000_000, 900.0),
-    ("model/x/Transpose", "Transpose", "", "float32", 2, 0, 8_000_000, 2_000.0),
-    ("model/<odd> & name", "Mystery", "weird", "float32", 2, None, 1_000, 50.0),
-]
-SUMMARY = {"steps": 2, "step_time_us": 64_000.0, "flops_per_step": 2_909_000_000, "coverage": 0.99,
-           "flops_per_step_by_dtype": {"float32": 2_907_000_000, "bfloat16": 2_000_000}}
-
-
-def make_ops() -> pd.DataFrame:
-    frame = pd.DataFrame(ROWS, columns=["op_name", "op_type", "layer", "dtype", "occurrences", "flops",
-                                        "bytes", "total_time_us"])
-    frame["flops"] = pd.array(frame["flops"], dtype="Int64")
-    frame["bytes"] = pd.array(frame["bytes"], dtype="Int64")
-    seconds = frame["total_time_us"] / 1e6
-    frame["gflops_per_s"] = frame["flops"].astype("Float64") * frame["occurrences"] / seconds / 1e9
-    frame["gbytes_per_s"] = frame["bytes"].astype("Float64") * frame["occurrences"] / seconds / 1e9
-    frame["intensity"] = frame["flops"].astype("Float64") / frame["bytes"].astype("Float64")
-    frame["time_share"] = frame["total_time_us"] / frame["total_time_us"].sum()
-    frame["input_shapes"] = "float[4,32];float[32,8]"
-    frame["flops_source"] = ["formula"] * 6 + ["zero", "unknown"]
-    frame["note"] = ["2*M*N*K <matmul>"] + [""] * 7
-    return frame
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import pytest
 import traceflops
 from traceflops.costs import FORMULAS
 
+pytestmark = pytest.mark.tf
+
 SEQ_BATCH, IMG_BATCH, VOL_BATCH = 3, 2, 2
 SEQ_EXPECTED = {
     "dense3d": SEQ_BATCH * 20 * 16 * 8,

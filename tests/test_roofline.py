@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from samples import ops_table
 from traceflops.roofline import (ABOVE_CEILING_TOLERANCE, apply_roofline, layer_rollup, model_figures,
                                  op_family)
 
@@ -30,17 +31,7 @@ TOTAL_US = 72_600.0  # sum of the times above
 
 
 def make_ops(rows=ROWS) -> pd.DataFrame:
-    """An ops table shaped like join.join_ops output, rates derived as join.add_rates does."""
-    frame = pd.DataFrame(rows, columns=["op_name", "op_type", "layer", "dtype", "occurrences", "flops",
-                                        "bytes", "total_time_us"])
-    frame["flops"] = pd.array(frame["flops"], dtype="Int64")
-    frame["bytes"] = pd.array(frame["bytes"], dtype="Int64")
-    seconds = frame["total_time_us"] / 1e6
-    frame["gflops_per_s"] = frame["flops"].astype("Float64") * frame["occurrences"] / seconds / 1e9
-    frame["gbytes_per_s"] = frame["bytes"].astype("Float64") * frame["occurrences"] / seconds / 1e9
-    frame["intensity"] = frame["flops"].astype("Float64") / frame["bytes"].astype("Float64")
-    frame["time_share"] = frame["total_time_us"] / frame["total_time_us"].sum()
-    return frame
+    return ops_table(rows)
 
 
 def row(table, name):

@@ -10,6 +10,8 @@ import pytest
 
 from nonroot import NOBODY, nonroot_python
 
+pytestmark = pytest.mark.tf
+
 
 @pytest.fixture(scope="module")
 def nobody_python():

@@ -39,6 +39,7 @@ def _tf_message(name):
     return getattr(hlo_pb2, name, None) or getattr(xla_data_pb2, name)
 
 
+@pytest.mark.tf
 def test_every_field_number_matches_tensorflow(tf_runtime):
     from google.protobuf.descriptor import FieldDescriptor as FD
     wire = {FD.TYPE_ENUM: FD.TYPE_INT32}  # enums are declared int32: the same varint encoding
@@ -54,6 +55,7 @@ def test_every_field_number_matches_tensorflow(tf_runtime):
             assert field.is_repeated == other.is_repeated, f"{name}.{field.name}"
 
 
+@pytest.mark.tf
 def test_primitive_types_match_tensorflow(tf_runtime):
     from tensorflow.compiler.xla import xla_data_pb2
     theirs = {v.number: v.name for v in xla_data_pb2.PrimitiveType.DESCRIPTOR.values}
@@ -88,6 +90,7 @@ def _instruction_view(instr):
             instr.feature_group_count, instr.batch_group_count, list(instr.dimensions))
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("name", XLA_TRACES)
 def test_fixture_modules_parse_like_tensorflow(tf_runtime, name):
     """The `/host:metadata` layout: one event metadata per program, keyed by program id and named
@@ -307,6 +310,7 @@ def xprof_hlo_stats(path, tmp_path):
     return out
 
 
+@pytest.mark.tf  # XProf comes with the [cpu] and [gpu] extras
 @pytest.mark.parametrize("name", XLA_TRACES)
 def test_agrees_with_xprof_hlo_stats(name, costs, tmp_path):
     """Dot fusions and convolutions agree within 2%; GEMM and fused-attention custom calls get FLOPs

@@ -1,5 +1,9 @@
 """Our XSpace description must agree with TensorFlow's own classes, field by field."""
+import pytest
+
 from traceflops.trace import xplane_schema
+
+pytestmark = pytest.mark.tf
 
 
 def test_every_field_number_matches_tensorflow(tf_runtime):

@@ -2,6 +2,7 @@
 
 Exit codes: 0 success; 1 other failure; 2 bad arguments or output directory;
 3 model cannot be loaded; 4 trace missing or unreadable; 5 capture failed;
+6 TensorFlow not installed (profile and peaks need the [cpu] or [gpu] extra);
 70 internal error (a bug: please report it); 130 interrupted.
 Errors are one line on stderr; set TRACEFLOPS_DEBUG=1 for a traceback.
 """

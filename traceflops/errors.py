@@ -24,3 +24,8 @@ class TraceError(TraceflopsError):
 class CaptureError(TraceflopsError):
     """Running the model under the profiler failed."""
     exit_code = 5
+
+
+class MissingExtraError(TraceflopsError):
+    """An optional dependency a command needs is not installed (TensorFlow for profile and peaks)."""
+    exit_code = 6

@@ -3,8 +3,19 @@ from __future__ import annotations
 
 import os
 
+from ..errors import MissingExtraError
+
+TENSORFLOW_MISSING = ('profile and peaks need TensorFlow, which is not installed: '
+                      'pip install "traceflops[cpu]" (or "traceflops[gpu]")')
+
 
 def _import_tf():
+    """`tensorflow`, or MissingExtraError when it is not installed (analysis alone does not need it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf  # noqa: deferred so that `analyze` never pays for it
+    try:
+        import tensorflow as tf  # noqa: deferred so that `analyze` never pays for it
+    except ModuleNotFoundError as exc:
+        if exc.name != "tensorflow":
+            raise  # TensorFlow is there but broken: not a missing extra
+        raise MissingExtraError(TENSORFLOW_MISSING) from None
     return tf

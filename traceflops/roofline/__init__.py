@@ -197,8 +197,10 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
     table = pd.DataFrame({
         "layer": ops["layer"].fillna("").replace("", NO_LAYER),
         "flops": np.nan_to_num(_floats(ops["flops"])) * _floats(ops["occurrences"]),
-        "macs": np.nan_to_num(_floats(ops["macs"])) * _floats(ops["occurrences"]),
-        "bytes": np.nan_to_num(_floats(ops["bytes"])) * _floats(ops["occurrences"]),
+        "macs": np.nan_to_num(_floats(ops.get("macs", pd.Series(np.nan, index=ops.index))))
+        * _floats(ops["occurrences"]),
+        "bytes": np.nan_to_num(_floats(ops.get("bytes", pd.Series(np.nan, index=ops.index))))
+        * _floats(ops["occurrences"]),
         "time_us": _floats(ops["total_time_us"]),
     })
     table["unknown_us"] = np.where(np.isnan(_floats(ops["flops"])), table["time_us"], 0.0)
@@ -206,7 +208,7 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
     if has_roofline:
         table["recoverable_us"] = np.nan_to_num(_floats(ops["recoverable_time_us"]))
         table["memory_us"] = np.where(ops["bound"].to_numpy() == "memory", table["time_us"], 0.0)
-        efficiency = _floats(ops["efficiency"])
+        efficiency = _floats(ops.get("efficiency", pd.Series(np.nan, index=ops.index)))
         # time at the attainable rate = measured time x efficiency (ops without one count as measured)
         table["ideal_us"] = table["time_us"] * np.where(np.isnan(efficiency), 1.0, efficiency)
     grouped = table.groupby("layer", sort=False)

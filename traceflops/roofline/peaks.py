@@ -342,8 +342,10 @@ def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZ
     (default `default_buffer_bytes()`), the faster one kept.
 
     Returns {"device", "peak_gflops_per_s", "bandwidth_gbytes_per_s", "source": "measured", "measured"}.
+    Raises MissingExtraError when TensorFlow is not installed.
     """
-    import tensorflow as tf
+    from ..capture.tf import _import_tf
+    tf = _import_tf()
 
     started = time.perf_counter()
     dtypes = ["float32"] + [d for d in dtypes if d != "float32"]

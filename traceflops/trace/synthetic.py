@@ -16,10 +16,10 @@ what TensorFlow's profiler writes for a Keras model run under traceflops:
 - a `Task Environment` plane with `profile_start_time`, `profile_stop_time`
   and `profile_options`.
 
-The planes, lines and metadata are built with `traceflops.xplane_schema`; the
-millions of events are encoded straight to protobuf wire format with numpy
-(the same bytes protobuf would write: the tests check this), since building
-them one message at a time takes minutes.
+The planes, lines and metadata are built with `traceflops.trace.builder` (its
+metadata interning gives the ids); the millions of events are encoded straight
+to protobuf wire format with numpy (the same bytes protobuf would write: the
+tests check this), since building them one message at a time takes minutes.
 
 Options for damaged or unusual traces (used by the tests): `errors`,
 `warnings` (XSpace lists), `dropped_traces` (a plane stat counting events the
@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from . import xplane_schema
+from .builder import PlaneBuilder, Uint64, field_bytes
 
 # A realistic mix: (op type, input shapes) families, several nodes per family.
 _OP_FAMILIES = [
@@ -64,6 +65,8 @@ _OP_FAMILIES = [
     ("_Retval", "(float[8,10])"),
 ]
 _CALL_OP = ("StatefulPartitionedCall", "(float[8,64,64,3])")
+_PROFILE_START_NS = 1_795_589_134_396_116_159
+_BASE_PS = 7389 * 1000  # line timestamps: 7389 ns after the profile start
 _NOISE_NAMES = ["ExecutorState::Process", "ExecutorState::Process Scheduled", "ThreadpoolListener::StartRegion"]
 
 
@@ -76,19 +79,6 @@ def varint_lengths(values: np.ndarray) -> np.ndarray:
     for k in range(1, 10):
         n += v >= np.uint64(1 << (7 * k))
     return n
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def encode_rows(parts: Sequence, with_sizes: bool = False):
@@ -126,10 +116,6 @@ def encode_rows(parts: Sequence, with_sizes: bool = False):
                 out[cursor[has] + k] = chunk
         cursor += size
     return (out.tobytes(), row_len) if with_sizes else out.tobytes()
-
-
-def _field_bytes(number: int, payload: bytes) -> bytes:
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
 def encode_events(metadata_id, offset_ps, duration_ps, stats=(), with_sizes: bool = False):
@@ -171,20 +157,16 @@ def merge_by_start(blocks) -> bytes:
 
 # ---------------------------------------------------------------- the trace
 
-class _Interner:
-    """Stat metadata: names of stats and interned string values share one id space."""
-
-    def __init__(self, plane):
-        self.plane = plane
-        self.ids = {}
-
-    def __call__(self, name: str) -> int:
-        if name not in self.ids:
-            key = len(self.ids) + 1
-            self.ids[name] = key
-            self.plane.stat_metadata[key].id = key
-            self.plane.stat_metadata[key].name = name
-        return self.ids[name]
+class _Schedule(NamedTuple):
+    """When every op runs: per op its step, thread, node (index into the nodes) and times in ps."""
+    step_of_op: np.ndarray
+    thread_of_op: np.ndarray
+    which: np.ndarray
+    start: np.ndarray
+    duration: np.ndarray
+    step_start: np.ndarray
+    step_end: np.ndarray
+    capture_end: int
 
 
 def _node_names(num_names: int, rng) -> list:
@@ -200,50 +182,23 @@ def _node_names(num_names: int, rng) -> list:
     return [nodes[i] for i in order]
 
 
-def synthetic_trace(num_ops: int = 2_000_000, *, num_names: int = 150, ops_per_step: int = 500,
-                    threads: int = 4, nested: bool = True, noise: float = 0.1, seed: int = 0,
-                    hostname: str = "synthetic-host", errors: Sequence[str] = (), warnings: Sequence[str] = (),
-                    dropped_traces: Optional[int] = None, cut_last_step: bool = False,
-                    lose_last_marker: bool = False, absolute_times: bool = False,
-                    device_plane: Optional[str] = None) -> bytes:
-    """The bytes of a synthetic XSpace with `num_ops` op events (see the module doc)."""
-    rng = np.random.default_rng(seed)
-    num_ops = max(int(num_ops), 1)
-    ops_per_step = max(1, min(int(ops_per_step), num_ops))
+def _host_metadata(host: PlaneBuilder, nodes) -> dict:
+    """Intern the host plane's stats and events; ids of the stats, of each node and of the other events."""
+    ids = {name: host.stat_metadata(name) for name in ("shape", "step_num", "_r", "id", "iter_num")}
+    for node, op_type, shape in nodes:
+        host.event_metadata(f"{node}:{op_type}", display_name=op_type)
+        host.stat_metadata(shape)
+    ids["node_meta"] = np.arange(1, len(nodes) + 1, dtype=np.int64)
+    ids["node_shape"] = np.array([host.stat_metadata(shape) for _, _, shape in nodes], dtype=np.int64)
+    for name in ["traceflops_step", "step", "TFE_Py_ExecuteCancelable"] + _NOISE_NAMES:
+        ids[name] = host.event_metadata(name)
+    return ids
+
+
+def _schedule(num_ops: int, ops_per_step: int, threads: int, regular: int, rng, cut_last_step: bool) -> _Schedule:
+    """Every step runs ops_per_step ops (the last step the remainder) spread over the compute
+    threads; on each thread ops follow one another with small gaps."""
     steps = -(-num_ops // ops_per_step)
-    threads = max(1, int(threads))
-
-    plane = xplane_schema.XPlane(id=0, name="/host:CPU")
-    intern = _Interner(plane)
-    shape_stat = intern("shape")
-    step_num_stat = intern("step_num")
-    root_stat = intern("_r")
-    id_stat = intern("id")
-    iter_stat = intern("iter_num")
-
-    nodes = _node_names(max(1, int(num_names)), rng)
-    if nested:
-        nodes.append(("model/" + _CALL_OP[0], *_CALL_OP))
-    for index, (node, op_type, shape) in enumerate(nodes):
-        meta = plane.event_metadata[index + 1]
-        meta.id = index + 1
-        meta.name = f"{node}:{op_type}"
-        meta.display_name = op_type
-        intern(shape)
-    node_meta = np.arange(1, len(nodes) + 1, dtype=np.int64)
-    node_shape = np.array([intern(shape) for _, _, shape in nodes], dtype=np.int64)
-    regular = len(nodes) - (1 if nested else 0)
-    base_meta = len(nodes) + 1
-    names = ["traceflops_step", "step", "TFE_Py_ExecuteCancelable"] + _NOISE_NAMES
-    meta_of = {}
-    for k, name in enumerate(names):
-        meta = plane.event_metadata[base_meta + k]
-        meta.id = base_meta + k
-        meta.name = name
-        meta_of[name] = base_meta + k
-
-    # Ops: every step runs ops_per_step ops (the last step the remainder) spread over the
-    # compute threads; on each thread ops follow one another with small gaps.
     step_of_op = np.repeat(np.arange(steps), ops_per_step)[:num_ops]
     thread_of_op = rng.integers(0, threads, num_ops)
     which = rng.integers(0, regular, num_ops)
@@ -265,119 +220,137 @@ def synthetic_trace(num_ops: int = 2_000_000, *, num_names: int = 150, ops_per_s
     step_start += 1_000_000_000  # the first step starts 1 ms into the capture
     start = np.empty(num_ops, dtype=np.int64)
     start[order] = step_start[step_of_op[order]] + 10_000_000 + local_start
-
-    profile_start_ns = 1_795_589_134_396_116_159
-    # Times are relative to the profile's start, as TensorFlow writes them (or, with
-    # absolute_times, lines carry nanoseconds since the epoch; offsets stay the same).
-    line_ts_ns = 7389 + (profile_start_ns if absolute_times else 0)
-    base_ps = 7389 * 1000
     capture_end = int(step_start[-1] + step_len[-1] + 1_000_000_000)
     step_end = step_start + step_len
     if cut_last_step:
         # The capture stops inside the last step: its marker is cut at the stop time,
         # which falls before its last ops end.
         last_ops = np.flatnonzero(step_of_op == steps - 1)
-        ends = start[last_ops] + duration[last_ops]
-        capture_end = int(np.median(ends))
+        capture_end = int(np.median(start[last_ops] + duration[last_ops]))
         step_end[-1] = capture_end
+    return _Schedule(step_of_op, thread_of_op, which, start, duration, step_start, step_end, capture_end)
 
-    lines = []
-    tids = [4824369108187599348 + 7919 * t for t in range(threads)]
-    for t, tid in enumerate(tids):
-        mine = np.flatnonzero(thread_of_op == t)
-        mine = mine[np.argsort(start[mine], kind="stable")]
-        meta_ids = node_meta[which[mine]]
-        shapes = node_shape[which[mine]]
-        offsets = start[mine] - base_ps
-        durations = duration[mine]
-        blocks = []  # events sorted by start within the line, as TensorFlow writes them
-        if nested and len(mine):
-            # One call op per step and thread, enclosing that thread's ops of the step.
-            s = step_of_op[mine]
-            first = np.r_[True, s[1:] != s[:-1]]
-            last = np.r_[s[1:] != s[:-1], True]
-            call_start = offsets[first] - 500_000
-            call_end = (offsets + durations)[last] + 500_000
-            call_meta = np.full(first.sum(), len(nodes), dtype=np.int64)
-            call_shape = np.full(first.sum(), node_shape[-1], dtype=np.int64)
-            blocks.append((encode_events(call_meta, call_start, call_end - call_start,
-                                         [(shape_stat, "ref", call_shape)], with_sizes=True), call_start))
-        noisy = int(len(mine) * noise)
-        if noisy:
-            pick = np.sort(rng.choice(len(mine), noisy, replace=False))
-            noise_meta = np.full(noisy, meta_of["ExecutorState::Process"], dtype=np.int64)
-            noise_start = offsets[pick] - 80_000
-            blocks.append((encode_events(noise_meta, noise_start, np.full(noisy, 60_000),
-                                         [(id_stat, "int64", rng.integers(-(2**62), 2**62, noisy)),
-                                          (iter_stat, "int64", 0)], with_sizes=True), noise_start))
-        blocks.append((encode_events(meta_ids, offsets, durations, [(shape_stat, "ref", shapes)], with_sizes=True),
-                       offsets))
-        header = xplane_schema.XLine(id=tid, name=f"tf_Compute/{tid}", timestamp_ns=line_ts_ns)
-        lines.append(header.SerializeToString() + merge_by_start(blocks))
 
-    # The python thread: step markers and the wrappers inside them.
-    step_ids = np.arange(steps, dtype=np.int64)
+def _compute_line(tid: int, mine: np.ndarray, plan: _Schedule, ids: dict, nested: bool, noise: float, rng,
+                  line_ts_ns: int) -> bytes:
+    """One `tf_Compute/<tid>` line with the ops `mine` (indices), events sorted by start as TensorFlow writes them."""
+    meta_ids = ids["node_meta"][plan.which[mine]]
+    shapes = ids["node_shape"][plan.which[mine]]
+    offsets = plan.start[mine] - _BASE_PS
+    durations = plan.duration[mine]
+    blocks = []
+    if nested and len(mine):
+        # One call op per step and thread, enclosing that thread's ops of the step.
+        s = plan.step_of_op[mine]
+        first = np.r_[True, s[1:] != s[:-1]]
+        last = np.r_[s[1:] != s[:-1], True]
+        call_start = offsets[first] - 500_000
+        call_end = (offsets + durations)[last] + 500_000
+        call_meta = np.full(first.sum(), ids["node_meta"][-1], dtype=np.int64)
+        call_shape = np.full(first.sum(), ids["node_shape"][-1], dtype=np.int64)
+        blocks.append((encode_events(call_meta, call_start, call_end - call_start,
+                                     [(ids["shape"], "ref", call_shape)], with_sizes=True), call_start))
+    noisy = int(len(mine) * noise)
+    if noisy:
+        pick = np.sort(rng.choice(len(mine), noisy, replace=False))
+        noise_meta = np.full(noisy, ids["ExecutorState::Process"], dtype=np.int64)
+        noise_start = offsets[pick] - 80_000
+        blocks.append((encode_events(noise_meta, noise_start, np.full(noisy, 60_000),
+                                     [(ids["id"], "int64", rng.integers(-(2**62), 2**62, noisy)),
+                                      (ids["iter_num"], "int64", 0)], with_sizes=True), noise_start))
+    blocks.append((encode_events(meta_ids, offsets, durations, [(ids["shape"], "ref", shapes)], with_sizes=True),
+                   offsets))
+    header = xplane_schema.XLine(id=tid, name=f"tf_Compute/{tid}", timestamp_ns=line_ts_ns)
+    return header.SerializeToString() + merge_by_start(blocks)
+
+
+def _python_line(plan: _Schedule, ids: dict, lose_last_marker: bool, line_ts_ns: int) -> bytes:
+    """The python thread: step markers and the wrappers inside them."""
+    steps = len(plan.step_start)
+    step_start, step_end = plan.step_start, plan.step_end
     marked = steps - 1 if lose_last_marker else steps  # a TraceMe still open at the stop is not recorded
-    marker_meta = np.full(marked, meta_of["traceflops_step"], dtype=np.int64)
-    python = [(encode_events(marker_meta, step_start[:marked] - base_ps, (step_end - step_start)[:marked],
-                             [(step_num_stat, "int64", step_ids[:marked]), (root_stat, "int64", 1)],
-                             with_sizes=True), step_start[:marked])]
+    marker_meta = np.full(marked, ids["traceflops_step"], dtype=np.int64)
+    python = [(encode_events(marker_meta, step_start[:marked] - _BASE_PS, (step_end - step_start)[:marked],
+                             [(ids["step_num"], "int64", np.arange(marked, dtype=np.int64)),
+                              (ids["_r"], "int64", 1)], with_sizes=True), step_start[:marked])]
     for k, name in enumerate(("step", "TFE_Py_ExecuteCancelable")):
         inner = 1_000_000 * (k + 1)
-        python.append((encode_events(np.full(steps, meta_of[name], dtype=np.int64), step_start + inner - base_ps,
+        python.append((encode_events(np.full(steps, ids[name], dtype=np.int64), step_start + inner - _BASE_PS,
                                      np.maximum(step_end - step_start - 2 * inner, 1), with_sizes=True),
                        step_start + inner))
     header = xplane_schema.XLine(id=6113359834869190121, name="traceflops", timestamp_ns=line_ts_ns)
-    lines.append(header.SerializeToString() + merge_by_start(python))
+    return header.SerializeToString() + merge_by_start(python)
 
-    planes = [_plane_bytes(plane, lines)]
 
-    if device_plane:
-        planes.append(_device_plane(device_plane, nodes, which, start, duration, rng, line_ts_ns))
-
-    env = xplane_schema.XPlane(id=1, name="Task Environment")
-    for key, name in enumerate(("profile_start_time", "profile_stop_time", "profile_options"), start=1):
-        env.stat_metadata[key].id = key
-        env.stat_metadata[key].name = name
-    env.stats.add(metadata_id=1, uint64_value=profile_start_ns)
-    env.stats.add(metadata_id=2, uint64_value=profile_start_ns + capture_end // 1000)
-    env.stats.add(metadata_id=3, bytes_value=b"\x08\x01\x10\x03")
+def _environment_plane(capture_end: int, dropped_traces: Optional[int]) -> bytes:
+    env = PlaneBuilder.standalone("Task Environment", id=1)
+    env.stats({"profile_start_time": Uint64(_PROFILE_START_NS),
+               "profile_stop_time": Uint64(_PROFILE_START_NS + capture_end // 1000),
+               "profile_options": b"\x08\x01\x10\x03"})
     if dropped_traces is not None:
-        env.stat_metadata[4].id = 4
-        env.stat_metadata[4].name = "dropped_traces"
-        env.stats.add(metadata_id=4, uint64_value=int(dropped_traces))
-    planes.append(env.SerializeToString())
+        env.stats({"dropped_traces": Uint64(int(dropped_traces))})
+    return env.plane.SerializeToString()
 
+
+def synthetic_trace(num_ops: int = 2_000_000, *, num_names: int = 150, ops_per_step: int = 500,
+                    threads: int = 4, nested: bool = True, noise: float = 0.1, seed: int = 0,
+                    hostname: str = "synthetic-host", errors: Sequence[str] = (), warnings: Sequence[str] = (),
+                    dropped_traces: Optional[int] = None, cut_last_step: bool = False,
+                    lose_last_marker: bool = False, absolute_times: bool = False,
+                    device_plane: Optional[str] = None) -> bytes:
+    """The bytes of a synthetic XSpace with `num_ops` op events (see the module doc)."""
+    rng = np.random.default_rng(seed)
+    num_ops = max(int(num_ops), 1)
+    ops_per_step = max(1, min(int(ops_per_step), num_ops))
+    threads = max(1, int(threads))
+
+    host = PlaneBuilder.standalone("/host:CPU", id=0)
+    nodes = _node_names(max(1, int(num_names)), rng)
+    regular = len(nodes)
+    if nested:
+        nodes.append(("model/" + _CALL_OP[0], *_CALL_OP))
+    ids = _host_metadata(host, nodes)
+    plan = _schedule(num_ops, ops_per_step, threads, regular, rng, cut_last_step)
+
+    # Times are relative to the profile's start, as TensorFlow writes them (or, with
+    # absolute_times, lines carry nanoseconds since the epoch; offsets stay the same).
+    line_ts_ns = _BASE_PS // 1000 + (_PROFILE_START_NS if absolute_times else 0)
+    lines = []
+    for t in range(threads):
+        mine = np.flatnonzero(plan.thread_of_op == t)
+        mine = mine[np.argsort(plan.start[mine], kind="stable")]
+        lines.append(_compute_line(4824369108187599348 + 7919 * t, mine, plan, ids, nested, noise, rng, line_ts_ns))
+    lines.append(_python_line(plan, ids, lose_last_marker, line_ts_ns))
+
+    planes = [_plane_bytes(host.plane, lines)]
+    if device_plane:
+        planes.append(_device_plane(device_plane, nodes, plan.which, plan.start, plan.duration, rng, line_ts_ns))
+    planes.append(_environment_plane(plan.capture_end, dropped_traces))
     head = xplane_schema.XSpace(errors=list(errors), warnings=list(warnings), hostnames=[hostname])
-    return b"".join(_field_bytes(1, p) for p in planes) + head.SerializeToString()
+    return b"".join(field_bytes(1, p) for p in planes) + head.SerializeToString()
 
 
 def _device_plane(name, nodes, which, start, duration, rng, line_ts_ns, max_kernels: int = 50_000) -> bytes:
     """A device plane with one kernel per op (at most `max_kernels`), launched after its op."""
-    plane = xplane_schema.XPlane(id=2, name=name)
-    intern = _Interner(plane)
-    tf_op = intern("tf_op")
-    corr = intern("correlation_id")
+    device = PlaneBuilder.standalone(name, id=2)
+    tf_op = device.stat_metadata("tf_op")
+    corr = device.stat_metadata("correlation_id")
     count = min(len(which), max_kernels)
     picked = np.sort(rng.choice(len(which), count, replace=False)) if count < len(which) else np.arange(count)
-    kinds = sorted(set(int(w) for w in which[picked]))
     meta_of_node = {}
     op_ref = {}
-    for k, w in enumerate(kinds, start=1):
+    for w in sorted(set(int(w) for w in which[picked])):
         node, op_type, _ = nodes[w]
-        meta = plane.event_metadata[k]
-        meta.id = k
-        meta.name = f"kernel_{op_type.strip('_').lower()}_{w}"
-        meta_of_node[w] = k
-        op_ref[w] = intern(f"{node}:{op_type}")
+        meta_of_node[w] = device.event_metadata(f"kernel_{op_type.strip('_').lower()}_{w}")
+        op_ref[w] = device.stat_metadata(f"{node}:{op_type}")
     meta_ids = np.array([meta_of_node[int(w)] for w in which[picked]], dtype=np.int64)
     refs = np.array([op_ref[int(w)] for w in which[picked]], dtype=np.int64)
     begin = start[picked] + 2_000_000
     order = np.argsort(begin, kind="stable")
-    events = encode_events(meta_ids[order], begin[order] - 7_389_000, (duration[picked] // 2)[order],
+    events = encode_events(meta_ids[order], begin[order] - _BASE_PS, (duration[picked] // 2)[order],
                            [(tf_op, "ref", refs[order]), (corr, "int64", np.arange(count) + 1)])
     header = xplane_schema.XLine(id=1, name="stream 7", timestamp_ns=line_ts_ns)
-    return _plane_bytes(plane, [header.SerializeToString() + events])
+    return _plane_bytes(device.plane, [header.SerializeToString() + events])
 
 
 def _plane_bytes(plane, lines) -> bytes:
@@ -387,7 +360,7 @@ def _plane_bytes(plane, lines) -> bytes:
     rest.CopyFrom(plane)
     rest.ClearField("id")
     rest.ClearField("name")
-    return head + b"".join(_field_bytes(3, line) for line in lines) + rest.SerializeToString()
+    return head + b"".join(field_bytes(3, line) for line in lines) + rest.SerializeToString()
 
 
 def write_synthetic_trace(path, num_ops: int = 2_000_000, **options) -> Path:
