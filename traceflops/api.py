@@ -105,6 +105,8 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
     graph = ExecutedGraph.from_record(graph_record) if graph_record else None
     wanted = steps if steps is not None else capture_info.get("steps")
     result = _analyze_trace(trace, graph, wanted, capture_info, str(run_dir))
+    if capture_info.get("training"):  # a training-step capture: which loss and optimizer ran
+        result.summary["training"] = capture_info["training"]
     if ceilings is None:
         ceilings = _read_json(run_dir / CEILINGS_FILE)
     devices = set(result.ops["device"])
@@ -240,8 +242,12 @@ def _analyze_trace(trace: Trace, graph, steps, capture_info: dict, run_dir: str)
 def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: int = 10, warmup: int = 3,
             host_tracer_level: int = 3, allow_unsafe: bool = False, inter_op_threads: Optional[int] = 1,
             jit_compile: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
-            threshold: float = 0.5) -> Result:
+            threshold: float = 0.5, train: bool = False) -> Result:
     """Run `model` (a Keras model, or a path to .keras/.h5/SavedModel) under the profiler and analyse it.
+
+    With `train`, each profiled step is a full training step with the model's
+    compiled loss and optimizer (stated defaults when it has none:
+    `summary["training"]`); the model's weights are restored afterwards.
 
     With `out`, the outputs and the TensorBoard logdir (`out/logdir`) are written
     there; everything is first written to a staging directory inside `out` and
@@ -254,7 +260,7 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     # Threading must be fixed before TensorFlow's runtime starts (before loading a model).
     capture.set_threading(inter_op_threads)
     if isinstance(model, (str, os.PathLike)):
-        model = capture.load_model(model, allow_unsafe=allow_unsafe)
+        model = capture.load_model(model, allow_unsafe=allow_unsafe, compile=train)
     ceilings = None
     if roofline:
         from .roofline import peaks
@@ -265,7 +271,8 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     try:
         result_capture = capture.capture(model, staging / "logdir", batch_size=batch_size, steps=steps,
                                          warmup=warmup, device=device, host_tracer_level=host_tracer_level,
-                                         inter_op_threads=inter_op_threads, jit_compile=jit_compile)
+                                         inter_op_threads=inter_op_threads, jit_compile=jit_compile,
+                                         train=train)
         if ceilings is not None:
             _write_ceilings(Path(result_capture.run_dir) / CEILINGS_FILE, ceilings)
         result = analyze(result_capture.run_dir, steps=steps, threshold=threshold)

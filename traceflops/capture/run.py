@@ -1,4 +1,4 @@
-"""Capture: run a model for inference under the profiler and write a logdir XProf can open."""
+"""Capture: run a model (inference, or full training steps) under the profiler and write a logdir XProf can open."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..errors import CaptureError, UsageError
+from ..errors import CaptureError, ModelError, UsageError
 from . import profiler
+from . import train as train_stage
 from .graph_record import graph_record
 from .model import SavedModelRunner, _embedding_limit, build_step_function, input_specs, synthetic_inputs
 from .profiler import _run_steps, _trace_level2, _trace_level3
@@ -72,8 +73,12 @@ def resolve_device(device: str) -> str:
 
 def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
             device: str = "CPU:0", host_tracer_level: int = 3, inter_op_threads: Optional[int] = 1,
-            seed: int = 0, jit_compile: bool = False) -> CaptureResult:
-    """Run `model` for inference under the profiler and write a logdir XProf can open."""
+            seed: int = 0, jit_compile: bool = False, train: bool = False) -> CaptureResult:
+    """Run `model` under the profiler and write a logdir XProf can open.
+
+    With `train`, each step is a full training step (capture/train.py); the
+    model's weights and optimizer state are restored afterwards.
+    """
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
     if steps < 1:
@@ -90,11 +95,16 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     limit = model.embedding_limit if isinstance(model, SavedModelRunner) else _embedding_limit(model)
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
+    saved, training = None, None
     with tf.device(device_name):
         inputs = synthetic_inputs(specs, limit, seed)
-        step_fn = build_step_function(model, specs, jit_compile)
         try:
-            concrete = step_fn.get_concrete_function(*[tf.TensorSpec(d, tf.as_dtype(t)) for _, d, t in specs])
+            if train:
+                saved = train_stage.snapshot(model)
+                step_fn, inputs, training = _training_step(model, specs, batch_size, inputs, seed, jit_compile)
+            else:
+                step_fn = build_step_function(model, specs, jit_compile)
+            concrete = step_fn.get_concrete_function(*[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
             # Partition graphs are only reported for the call that instantiates the function.
             context.enable_run_metadata()
             try:
@@ -110,11 +120,14 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                 times = _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_level)
             else:
                 times = _trace_level2(logdir, step_fn, inputs, steps)
-        except (UsageError, CaptureError):
+        except (UsageError, CaptureError, ModelError):
             raise
         except Exception as exc:
             message = " ".join(str(exc).split())[:300]
-            raise CaptureError(f"running the model failed: {type(exc).__name__}: {message}") from None
+            what = "training" if train else "running"
+            raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {message}") from None
+        finally:
+            train_stage.restore(saved)
     new_files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in before)
     if not new_files:
         raise CaptureError(f"{logdir}: the profiler wrote no trace")
@@ -128,9 +141,23 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                     "warmup": warmup, "host_tracer_level": host_tracer_level, "jit_compile": jit_compile,
                     "inter_op_threads": threads, "step_wall_times_us": times,
                     "tensorflow": tf.__version__}
+    if training is not None:
+        capture_info["training"] = training.describe()
     _write_json(run_dir / CAPTURE_FILE, capture_info)
     return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
-                         device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]))
+                         device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]),
+                         extra={"training": training.describe()} if training is not None else {})
+
+
+def _training_step(model, specs, batch_size: int, inputs: list, seed: int, jit_compile: bool):
+    """The training step function, its inputs (features then targets) and the training setup."""
+    if isinstance(model, SavedModelRunner):
+        raise ModelError(f"{model.name}: --train needs a Keras model (.keras or .h5); a SavedModel's "
+                         "serving signature has no loss, optimizer or trainable Keras layers")
+    setup = train_stage.prepare_training(model, batch_size)
+    targets = train_stage.synthetic_targets(setup, seed + 1)
+    step_fn = train_stage.build_train_step(model, specs, setup, inputs, targets, jit_compile)
+    return step_fn, list(inputs) + list(targets), setup
 
 
 def _write_json(path: Path, data) -> None:

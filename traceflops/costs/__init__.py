@@ -516,3 +516,7 @@ def op_cost(op: OpInfo) -> Cost:
         return Cost(int(flops), None if macs is None else int(macs), size, SHAPES, dtype,
                     f"{formula.__name__}; " + "; ".join(op.inferred))
     return Cost(int(flops), None if macs is None else int(macs), size, FORMULA, dtype, formula.__name__)
+
+
+# Training-step ops (gradients, losses, optimizer updates): registered on import.
+from . import training  # noqa: E402,F401
