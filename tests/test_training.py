@@ -1,0 +1,188 @@
+"""Training steps on real TensorFlow runs (CPU): exact contraction MACs of whole steps.
+
+Independent count, from the layer configs (batch B = 2), by hand:
+a contraction of M forward MACs adds M for its weight gradient and M for its
+input gradient, except where the input needs no gradient (a layer fed by
+the model input). Attention products (QK^T, AV) have no weights: 2 input
+gradients of M each. The optimizer and the loss run no contraction.
+"""
+import json
+import re
+
+import numpy as np
+import pytest
+
+import traceflops
+from traceflops.graph.phases import phase_of
+
+pytestmark = pytest.mark.tf
+B = 2
+
+# CNN: 8x8x3 -> c1 Conv2D(4, 3, same) -> BN -> ReLU -> MaxPool 2 -> c2 Conv2D(6, 3, valid) -> Flatten(24)
+#      -> Dropout -> fc Dense(5, softmax)
+CNN_FORWARD = {"c1": B * 8 * 8 * 4 * (3 * 3 * 3),   # 13824
+               "c2": B * 2 * 2 * 6 * (3 * 3 * 4),   # 1728: 4x4 input, valid 3x3 -> 2x2
+               "fc": B * 24 * 5}                    # 240
+CNN_INPUT_GRAD = {"c2", "fc"}                       # c1 is fed by the model input
+# Transformer: tokens [B, 6] -> Embedding(20, 8) -> MHA(2 heads, key_dim 4) -> LN -> Dense 16 gelu -> Dense 8
+#              -> LN -> mean over time -> Dense(3) logits
+T, D, H, K = 6, 8, 2, 4
+TFM_FORWARD = {"query": B * T * D * H * K, "key": B * T * D * H * K, "value": B * T * D * H * K,  # 768 each
+               "scores": B * H * T * T * K, "context": B * H * T * T * K,                       # 576 each
+               "attention_output": B * T * H * K * D,                                           # 768
+               "ff1": B * T * D * 16, "ff2": B * T * 16 * D,                                    # 1536 each
+               "out": B * D * 3}                                                                # 48
+# every contraction gets its input gradient (Q/K/V read the Embedding output, which the embedding's
+# weights need); scores and context have two activation operands: two "input" gradients, no weight
+TFM_BACKWARD = 2 * sum(TFM_FORWARD.values())        # 14688
+# MLP: 12 -> d1 Dense 16 relu -> d2 Dense 8 tanh -> d3 Dense 4 logits
+MLP_FORWARD = {"d1": B * 12 * 16, "d2": B * 16 * 8, "d3": B * 8 * 4}   # 384, 256, 64
+MLP_INPUT_GRAD = {"d2", "d3"}
+
+
+def backward(forward, with_input_grad):
+    return sum(forward.values()) + sum(m for name, m in forward.items() if name in with_input_grad)
+
+
+CNN_TOTAL = sum(CNN_FORWARD.values()) + backward(CNN_FORWARD, CNN_INPUT_GRAD)   # 15792 + 17760 = 33552
+TFM_TOTAL = sum(TFM_FORWARD.values()) + TFM_BACKWARD                            # 7344 + 14688 = 22032
+MLP_TOTAL = sum(MLP_FORWARD.values()) + backward(MLP_FORWARD, MLP_INPUT_GRAD)   # 704 + 1024 = 1728
+
+
+def cnn(keras):
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8, 8, 3))
+    h = L.Activation("relu", name="act")(L.BatchNormalization(name="bn")(L.Conv2D(4, 3, padding="same", name="c1")(x)))
+    h = L.Conv2D(6, 3, activation="relu", name="c2")(L.MaxPooling2D(2, name="pool")(h))
+    y = L.Dense(5, activation="softmax", name="fc")(L.Dropout(0.5, name="drop")(L.Flatten(name="flat")(h)))
+    model = keras.Model(x, y, name="cnn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def transformer(keras):
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((T,), dtype="int32")
+    e = L.Embedding(20, D, name="emb")(tokens)
+    h = L.LayerNormalization(name="ln1")(e + L.MultiHeadAttention(num_heads=H, key_dim=K, name="mha")(e, e))
+    f = L.Dense(D, name="ff2")(L.Dense(16, activation="gelu", name="ff1")(h))
+    h = L.GlobalAveragePooling1D(name="gap")(L.LayerNormalization(name="ln2")(h + f))
+    model = keras.Model(tokens, L.Dense(3, name="out")(h), name="tfm")
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def mlp(keras, compiled=True, activation=None):
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((12,)), L.Dense(16, activation="relu", name="d1"),
+                              L.Dense(8, activation="tanh", name="d2"), L.Dense(4, activation=activation, name="d3")],
+                             name="mlp")
+    if compiled:
+        model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    return model
+
+
+MODELS = {"cnn": (cnn, CNN_TOTAL), "transformer": (transformer, TFM_TOTAL), "mlp": (mlp, MLP_TOTAL)}
+
+
+def layer_of(op_name):
+    """`[StatefulPartitionedCall/][gradient_tape/]model/layer_1/...` -> `layer`; MHA products by einsum name."""
+    parts = [p for p in op_name.split("/") if p not in ("StatefulPartitionedCall", "gradient_tape")]
+    if len(parts) < 3:
+        return ""
+    if parts[1].startswith("mha") and parts[2].startswith("einsum"):
+        return "context" if parts[2].startswith("einsum_1") else "scores"
+    name = re.sub(r"_\d+$", "", parts[2] if parts[1].startswith("mha") else parts[1])
+    return name
+
+
+def contractions(result):
+    ops = result.ops[result.ops["macs"].notna()].copy()
+    ops["per_step"] = ops["macs"] * ops["occurrences"] / result.summary["steps"]
+    ops["phase"] = [phase_of(n, t) for n, t in zip(ops["op_name"], ops["op_type"])]
+    ops["layer_name"] = [layer_of(n) for n in ops["op_name"]]
+    return ops
+
+
+@pytest.fixture(scope="module")
+def keras(tf_runtime):
+    import keras
+    return keras
+
+
+@pytest.fixture(scope="module")
+def trained(keras):
+    """profile(train=True) of each model, once per module."""
+    return {name: traceflops.profile(build(keras), batch_size=B, steps=2, warmup=1, train=True, roofline=False)
+            for name, (build, _) in MODELS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_training_step_exact_macs(trained, name):
+    result = trained[name]
+    assert result.summary["macs_per_step"] == MODELS[name][1]
+    assert result.summary["coverage"] >= 0.99
+    assert result.summary["unknown_op_types"] == {}  # every op type of the step is priced or declared zero
+    assert result.summary["training"]["defaulted"] is False
+    assert result.summary["training"]["optimizer"] == "Adam"
+
+
+def test_cnn_by_layer_and_phase(trained):
+    ops = contractions(trained["cnn"])
+    by = ops.groupby(["phase", "layer_name"])["per_step"].sum()
+    assert by["forward"].to_dict() == CNN_FORWARD
+    # weight gradients of all three, input gradients of c2 and fc only
+    assert by["backward"].to_dict() == {"c1": 13824, "c2": 2 * 1728, "fc": 2 * 240}
+    assert set(ops["phase"]) == {"forward", "backward"}
+    kinds = ops[ops["phase"] == "backward"].groupby("op_type")["per_step"].sum().to_dict()
+    assert kinds == {"Conv2DBackpropFilter": 13824 + 1728, "Conv2DBackpropInput": 1728, "MatMul": 480}
+
+
+def test_transformer_by_layer_and_phase(trained):
+    ops = contractions(trained["transformer"])
+    by = ops.groupby(["phase", "layer_name"])["per_step"].sum()
+    assert by["forward"].to_dict() == TFM_FORWARD
+    assert by["backward"].to_dict() == {k: 2 * v for k, v in TFM_FORWARD.items()}
+    phases = {phase_of(n, t) for n, t in zip(trained["transformer"].ops["op_name"], trained["transformer"].ops["op_type"])}
+    assert phases == {"forward", "backward", "optimizer", "loss_and_metrics"}
+    segment = trained["transformer"].ops[trained["transformer"].ops["op_type"] == "UnsortedSegmentSum"]
+    # the embedding gradient: B*T looked-up rows of D summed into the [20, D] table
+    assert list(segment["flops"]) == [B * T * D] * len(segment) and len(segment) >= 1
+
+
+def test_profile_keeps_the_model_weights(keras):
+    model = mlp(keras)
+    before = [w.copy() for w in model.get_weights()]
+    traceflops.profile(model, batch_size=B, steps=1, warmup=1, train=True, roofline=False)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_compiled_file_and_defaults(keras, tmp_path):
+    """A .keras file keeps its compile config; a model without one gets SGD and a loss fitting its output."""
+    compiled = mlp(keras)
+    compiled.save(tmp_path / "compiled.keras")
+    result = traceflops.profile(tmp_path / "compiled.keras", batch_size=B, steps=1, warmup=1, train=True,
+                                roofline=False)
+    assert result.summary["training"] == {"loss": "categorical_crossentropy", "optimizer": "Adam",
+                                          "defaulted": False}
+    assert result.summary["macs_per_step"] == MLP_TOTAL
+    bare = mlp(keras, compiled=False, activation="softmax")
+    result = traceflops.profile(bare, batch_size=B, steps=1, warmup=1, train=True, roofline=False)
+    assert result.summary["training"] == {"loss": "sparse_categorical_crossentropy", "optimizer": "SGD",
+                                          "defaulted": True}
+    assert result.summary["macs_per_step"] == MLP_TOTAL
+    regression = mlp(keras, compiled=False)
+    result = traceflops.profile(regression, batch_size=B, steps=1, warmup=1, train=True, roofline=False)
+    assert result.summary["training"]["loss"] == "mean_squared_error"
+    assert result.summary["coverage"] >= 0.99
+
+
+def test_a_loss_that_cannot_be_inferred_is_one_clear_error(keras):
+    from traceflops.errors import ModelError
+    x = keras.Input((4,))
+    model = keras.Model(x, keras.ops.argmax(keras.layers.Dense(3)(x), axis=-1), name="argmax")
+    with pytest.raises(ModelError, match="no loss can be inferred"):
+        traceflops.profile(model, batch_size=B, steps=1, warmup=0, train=True, roofline=False)
