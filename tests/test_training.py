@@ -186,3 +186,100 @@ def test_a_loss_that_cannot_be_inferred_is_one_clear_error(keras):
     model = keras.Model(x, keras.ops.argmax(keras.layers.Dense(3)(x), axis=-1), name="argmax")
     with pytest.raises(ModelError, match="no loss can be inferred"):
         traceflops.profile(model, batch_size=B, steps=1, warmup=0, train=True, roofline=False)
+
+
+# Convolution gradients (B = 2). `pre`/`pre3` (1x1, fed by the inputs) give the others input gradients.
+CONV_FORWARD = {
+    "pre": B * 6 * 6 * 4 * (1 * 1 * 4),          # 1152
+    "strided": B * 3 * 3 * 6 * (3 * 3 * 4),      # 3888: stride 2, same -> 3x3
+    "dilated": B * 2 * 2 * 5 * (3 * 3 * 4),      # 1440: dilation 2 -> extent 5, valid -> 2x2
+    "grouped": B * 4 * 4 * 8 * (3 * 3 * 4 // 2),  # 4608: 2 groups -> 2 input channels per group
+    "dw": B * 6 * 6 * 8 * (3 * 3),               # 5184: depth multiplier 2
+    "pre3": B * 4 * 4 * 4 * 2 * 2,               # 512
+    "c3": B * 4 * 2 * 4 * 3 * (3 * 3 * 3 * 2),   # 10368: strides (1, 2, 1), same
+    "fc": B * (54 + 20 + 128 + 288 + 36 + 96) * 3,  # 3732: the six flattened branches, 622 features
+}
+CONV_NO_INPUT_GRAD = {"pre", "pre3"}
+
+
+def conv_model(keras):
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    a, v = keras.Input((6, 6, 4)), keras.Input((4, 4, 4, 2))
+    p = L.Conv2D(4, 1, name="pre")(a)
+    q = L.Conv3D(2, 1, name="pre3")(v)
+    # grouped convolution runs as an XLA cluster on CPU (Keras compiles it: TF's CPU kernel has no
+    # groups); valid padding, so the HLO path's valid-window count is the textbook count too
+    branches = [L.Conv2D(6, 3, strides=2, padding="same", name="strided")(p),
+                L.Conv2D(5, 3, dilation_rate=2, name="dilated")(p),
+                L.Conv2D(8, 3, groups=2, name="grouped")(p),
+                L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(p),
+                L.AveragePooling2D(2, name="avg")(p),
+                L.Conv3D(3, 3, strides=(1, 2, 1), padding="same", name="c3")(q)]
+    h = L.Concatenate(name="cat")([L.Flatten()(b) for b in branches])
+    model = keras.Model([a, v], L.Dense(3, activation="softmax", name="fc")(h), name="convg")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_convolution_gradients_exact_macs(keras):
+    result = traceflops.profile(conv_model(keras), batch_size=B, steps=2, warmup=1, train=True, roofline=False)
+    expected = sum(3 * m for name, m in CONV_FORWARD.items() if name not in CONV_NO_INPUT_GRAD)
+    expected += sum(2 * CONV_FORWARD[name] for name in CONV_NO_INPUT_GRAD)
+    assert result.summary["macs_per_step"] == expected
+    assert result.summary["unknown_op_types"] == {} and result.summary["coverage"] >= 0.99
+    ops = contractions(result)
+    kinds = ops.groupby("op_type")["per_step"].sum().to_dict()
+    f = CONV_FORWARD
+    assert kinds["Conv2DBackpropFilter"] == f["pre"] + f["strided"] + f["dilated"]
+    assert kinds["Conv2DBackpropInput"] == f["strided"] + f["dilated"]
+    assert kinds["DepthwiseConv2dNativeBackpropFilter"] == kinds["DepthwiseConv2dNativeBackpropInput"] == f["dw"]
+    assert kinds["Conv3DBackpropFilterV2"] == f["c3"] + f["pre3"] and kinds["Conv3DBackpropInputV2"] == f["c3"]
+    assert kinds["convolution"] == 3 * f["grouped"]  # XLA: forward, weight and input gradient
+    pool = result.ops[result.ops["op_type"] == "AvgPoolGrad"]
+    assert list(pool["flops"]) == [(4 + 1) * B * 3 * 3 * 4]  # (window + 1) per pooled gradient element
+
+
+def test_fused_optimizer_kernels_and_bit_ops(keras):
+    """TF's fused ResourceApply* kernels and integer bit ops, each run for real once per step."""
+    import tensorflow as tf
+    shape, n = (4, 6), 24
+
+    class RawUpdates(keras.layers.Layer):
+        def build(self, input_shape):
+            self.slots = [tf.Variable(tf.ones(shape), trainable=False) for _ in range(4)]
+
+        def call(self, x):
+            g = tf.reduce_sum(x, 0)
+            v, a, b, c = [s.handle for s in self.slots]
+            lr, rho, mom, eps, b1, b2 = (tf.constant(k) for k in (0.01, 0.9, 0.9, 1e-7, 0.9, 0.999))
+            r = tf.raw_ops
+            r.ResourceApplyGradientDescent(var=v, alpha=lr, delta=g)
+            r.ResourceApplyMomentum(var=v, accum=a, lr=lr, grad=g, momentum=mom)
+            r.ResourceApplyMomentum(var=v, accum=a, lr=lr, grad=g, momentum=mom, use_nesterov=True, name="nesterov")
+            r.ResourceApplyKerasMomentum(var=v, accum=a, lr=lr, grad=g, momentum=mom)
+            r.ResourceApplyAdam(var=v, m=a, v=b, beta1_power=b1, beta2_power=b2, lr=lr, beta1=b1, beta2=b2,
+                                epsilon=eps, grad=g)
+            r.ResourceApplyAdamWithAmsgrad(var=v, m=a, v=b, vhat=c, beta1_power=b1, beta2_power=b2, lr=lr,
+                                           beta1=b1, beta2=b2, epsilon=eps, grad=g)
+            r.ResourceApplyRMSProp(var=v, ms=a, mom=b, lr=lr, rho=rho, momentum=mom, epsilon=eps, grad=g)
+            r.ResourceApplyCenteredRMSProp(var=v, mg=a, ms=b, mom=c, lr=lr, rho=rho, momentum=mom, epsilon=eps,
+                                           grad=g)
+            r.ResourceApplyAdagrad(var=v, accum=a, lr=lr, grad=g)
+            r.ResourceApplyAdagradV2(var=v, accum=a, lr=lr, epsilon=eps, grad=g)
+            r.ResourceApplyAdadelta(var=v, accum=a, accum_update=b, lr=lr, rho=rho, epsilon=eps, grad=g)
+            r.ResourceApplyAdaMax(var=v, m=a, v=b, beta1_power=b1, lr=lr, beta1=b1, beta2=b2, epsilon=eps, grad=g)
+            bits = tf.bitwise.right_shift(tf.bitwise.bitwise_xor(tf.bitwise.bitwise_and(tf.cast(x, tf.int32), 3), 1), 1)
+            return x + tf.cast(bits, x.dtype)
+
+    x = keras.Input(shape)
+    result = traceflops.profile(keras.Model(x, RawUpdates(name="raw")(x)), batch_size=B, steps=1, warmup=1,
+                                roofline=False)
+    assert result.summary["coverage"] == 1.0
+    flops = dict(zip(result.ops["op_name"].str.split("/").str[-1], result.ops["flops"]))
+    per_element = {"ResourceApplyGradientDescent": 2, "ResourceApplyMomentum": 4, "nesterov": 7,
+                   "ResourceApplyKerasMomentum": 4, "ResourceApplyAdam": 12, "ResourceApplyAdamWithAmsgrad": 13,
+                   "ResourceApplyRMSProp": 11, "ResourceApplyCenteredRMSProp": 16, "ResourceApplyAdagrad": 6,
+                   "ResourceApplyAdagradV2": 7, "ResourceApplyAdadelta": 16, "ResourceApplyAdaMax": 10}
+    assert {k: flops[k] for k in per_element} == {k: v * n for k, v in per_element.items()}
+    assert flops["BitwiseAnd"] == flops["BitwiseXor"] == flops["RightShift"] == B * n
