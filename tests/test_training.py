@@ -283,3 +283,72 @@ def test_fused_optimizer_kernels_and_bit_ops(keras):
                    "ResourceApplyAdagradV2": 7, "ResourceApplyAdadelta": 16, "ResourceApplyAdaMax": 10}
     assert {k: flops[k] for k in per_element} == {k: v * n for k, v in per_element.items()}
     assert flops["BitwiseAnd"] == flops["BitwiseXor"] == flops["RightShift"] == B * n
+
+
+def fit_data(model, samples=10, seed=0):
+    """`samples` examples (5 batches of B) with labels the model's loss accepts."""
+    rng = np.random.default_rng(seed)
+    shape = (samples,) + tuple(model.inputs[0].shape[1:])
+    if str(model.inputs[0].dtype).startswith("int"):
+        x = rng.integers(0, 20, shape).astype("int32")
+    else:
+        x = rng.normal(size=shape).astype("float32")
+    classes = model.outputs[0].shape[-1]
+    y = rng.integers(0, classes, samples)
+    if model.name == "mlp":  # categorical cross-entropy: one-hot rows
+        y = np.eye(classes, dtype="float32")[y]
+    return x, y
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_callback_in_fit_same_macs_per_step(keras, tmp_path, name):
+    import traceflops.keras
+    model = MODELS[name][0](keras)
+    x, y = fit_data(model)
+    out = tmp_path / "out"
+    callback = traceflops.keras.ProfileCallback(out, profile_batch=(2, 4), roofline=(name == "cnn"))
+    model.fit(x, y, batch_size=B, epochs=1, verbose=0, shuffle=False, callbacks=[callback])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3  # batches 2, 3 and 4
+    assert summary["macs_per_step"] == MODELS[name][1]
+    assert summary["coverage"] >= 0.99 and summary["unknown_op_types"] == {}
+    assert summary["batch_size"] == B and summary["training"]["optimizer"] == "Adam"
+    assert callback.result is not None and callback.result.summary["macs_per_step"] == MODELS[name][1]
+    run_dirs = {p.parent for p in (out / "logdir").rglob("*.xplane.pb")}
+    assert len(run_dirs) == 1
+    run_dir = run_dirs.pop()
+    assert (run_dir / "traceflops_graph.json").exists() and (run_dir / "traceflops_capture.json").exists()
+    assert (out / "ops.csv").exists()
+    if name == "cnn":
+        assert (out / "roofline.png").exists() and (out / "report.html").exists()
+        # the logdir analyses the same way later, without the model
+        assert traceflops.analyze(out / "logdir").summary["macs_per_step"] == CNN_TOTAL
+
+
+def test_callback_does_not_change_training(keras, tmp_path):
+    """Same seed, same data: the same weights after fit with and without the callback (BN, dropout, Adam)."""
+    import traceflops.keras
+    weights = []
+    for callbacks in ([], [traceflops.keras.ProfileCallback(tmp_path / "out", profile_batch=(2, 3),
+                                                             roofline=False)]):
+        model = cnn(keras)
+        x, y = fit_data(model)
+        keras.utils.set_random_seed(1)
+        model.fit(x, y, batch_size=B, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
+        weights.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+def test_callback_arguments(keras):
+    import traceflops.keras
+    assert traceflops.keras.ProfileCallback("o", profile_batch="3, 5").start == 3
+    assert (traceflops.keras.ProfileCallback("o", profile_batch=4).stop) == 4
+    for bad in ((0, 2), (3, 2), "x", None):
+        with pytest.raises(ValueError, match="profile_batch"):
+            traceflops.keras.ProfileCallback("o", profile_batch=bad)
+    model = mlp(keras, compiled=False)
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=2)
+    x = np.zeros((8, 12), "float32")
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        model.fit(x, np.zeros((8, 4), "float32"), batch_size=B, verbose=0,
+                  callbacks=[traceflops.keras.ProfileCallback("o")])
