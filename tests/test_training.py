@@ -352,3 +352,23 @@ def test_callback_arguments(keras):
     with pytest.raises(ValueError, match="steps_per_execution"):
         model.fit(x, np.zeros((8, 4), "float32"), batch_size=B, verbose=0,
                   callbacks=[traceflops.keras.ProfileCallback("o")])
+
+
+def test_cli_train_states_its_defaults(keras, tmp_path):
+    from conftest import run_cli
+    mlp(keras, compiled=False, activation="softmax").save(tmp_path / "bare.keras")
+    out = tmp_path / "out"
+    proc = run_cli("profile", tmp_path / "bare.keras", "--train", "--batch-size", B, "--steps", 2, "--warmup", 1,
+                   "--no-roofline", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "training step: loss sparse_categorical_crossentropy, optimizer SGD (defaults" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training"] == {"loss": "sparse_categorical_crossentropy", "optimizer": "SGD", "defaulted": True}
+    assert summary["macs_per_step"] == MLP_TOTAL and summary["steps"] == 2
+
+
+def test_cli_train_on_a_savedmodel_is_one_clear_error(keras, tmp_path):
+    from conftest import assert_clean_failure, run_cli
+    mlp(keras).export(str(tmp_path / "saved"))
+    proc = run_cli("profile", tmp_path / "saved", "--train", "--no-roofline")
+    assert_clean_failure(proc, 3, "--train needs a Keras model")

@@ -87,6 +87,9 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
         raise UsageError(f"--warmup must be 0 or more (got {warmup})")
     if host_tracer_level not in (2, 3):
         raise UsageError(f"--host-tracer-level must be 2 or 3 (got {host_tracer_level})")
+    if train and isinstance(model, SavedModelRunner):
+        raise ModelError(f"{model.name}: --train needs a Keras model (.keras or .h5); a SavedModel's "
+                         "serving signature has no loss, optimizer or trainable Keras layers")
     threads = set_threading(inter_op_threads)
     tf = _import_tf()
     from tensorflow.python.eager import context
@@ -151,9 +154,6 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
 
 def _training_step(model, specs, batch_size: int, inputs: list, seed: int, jit_compile: bool):
     """The training step function, its inputs (features then targets) and the training setup."""
-    if isinstance(model, SavedModelRunner):
-        raise ModelError(f"{model.name}: --train needs a Keras model (.keras or .h5); a SavedModel's "
-                         "serving signature has no loss, optimizer or trainable Keras layers")
     setup = train_stage.prepare_training(model, batch_size)
     targets = train_stage.synthetic_targets(setup, seed + 1)
     step_fn = train_stage.build_train_step(model, specs, setup, inputs, targets, jit_compile)
