@@ -27,6 +27,24 @@ CAPTURE_FILE = "traceflops_capture.json"
 CEILINGS_FILE = "traceflops_ceilings.json"
 
 
+_session = {"running": False}  # a profile this module started and has not stopped
+
+
+def _start_profiler(logdir: str) -> None:
+    import tensorflow as tf
+    if _session["running"]:
+        # Ours, left running by a fit interrupted with Ctrl-C (Keras calls no callback then).
+        _stop_profiler()
+    tf.profiler.experimental.start(logdir)
+    _session["running"] = True
+
+
+def _stop_profiler() -> None:
+    import tensorflow as tf
+    _session["running"] = False
+    tf.profiler.experimental.stop()
+
+
 def _batch_range(profile_batch) -> tuple:
     """(start, stop), 1-based and inclusive, from an int, a pair or "start,stop" (as TensorBoard)."""
     value = profile_batch
@@ -185,6 +203,10 @@ class ProfileCallback(keras.callbacks.Callback):
                              "batches run together cannot be told apart")
         from .api import ensure_writable_dir
         ensure_writable_dir(self.out_dir)  # fail now, not after training
+        if _step_concrete_functions(self.model.train_function):
+            # Already run by an earlier fit: its executed graph can no longer be recorded (TensorFlow
+            # reports partition graphs only when a function is instantiated), so trace it afresh.
+            self.model.make_train_function(force=True)
 
     def on_train_batch_begin(self, batch, logs=None):
         import time
@@ -196,7 +218,7 @@ class ProfileCallback(keras.callbacks.Callback):
             context.enable_run_metadata()
             self._run_metadata = "pending"
         if self._batch == self.start and not self._profiling:
-            tf.profiler.experimental.start(str(self.out_dir / "logdir"))
+            _start_profiler(str(self.out_dir / "logdir"))
             self._profiling = True
         if self._profiling:
             self._step_marker = tf.profiler.experimental.Trace(STEP_MARKER, step_num=self._batch, _r=1)
@@ -226,8 +248,7 @@ class ProfileCallback(keras.callbacks.Callback):
             self._finish()
 
     def _finish(self):
-        import tensorflow as tf
-        tf.profiler.experimental.stop()
+        _stop_profiler()
         self._profiling = False
         try:
             self.result = self._analyze()

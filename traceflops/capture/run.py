@@ -79,17 +79,7 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     With `train`, each step is a full training step (capture/train.py); the
     model's weights and optimizer state are restored afterwards.
     """
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1 (got {steps})")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be 0 or more (got {warmup})")
-    if host_tracer_level not in (2, 3):
-        raise UsageError(f"--host-tracer-level must be 2 or 3 (got {host_tracer_level})")
-    if train and isinstance(model, SavedModelRunner):
-        raise ModelError(f"{model.name}: --train needs a Keras model (.keras or .h5); a SavedModel's "
-                         "serving signature has no loss, optimizer or trainable Keras layers")
+    _check_arguments(model, batch_size, steps, warmup, host_tracer_level, train)
     threads = set_threading(inter_op_threads)
     tf = _import_tf()
     from tensorflow.python.eager import context
@@ -150,6 +140,20 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
                          device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]),
                          extra={"training": training.describe()} if training is not None else {})
+
+
+def _check_arguments(model, batch_size: int, steps: int, warmup: int, host_tracer_level: int, train: bool):
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1 (got {steps})")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be 0 or more (got {warmup})")
+    if host_tracer_level not in (2, 3):
+        raise UsageError(f"--host-tracer-level must be 2 or 3 (got {host_tracer_level})")
+    if train and isinstance(model, SavedModelRunner):
+        raise ModelError(f"{model.name}: --train needs a Keras model (.keras or .h5); a SavedModel's "
+                         "serving signature has no loss, optimizer or trainable Keras layers")
 
 
 def _training_step(model, specs, batch_size: int, inputs: list, seed: int, jit_compile: bool):
