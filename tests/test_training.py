@@ -372,3 +372,12 @@ def test_cli_train_on_a_savedmodel_is_one_clear_error(keras, tmp_path):
     mlp(keras).export(str(tmp_path / "saved"))
     proc = run_cli("profile", tmp_path / "saved", "--train", "--no-roofline")
     assert_clean_failure(proc, 3, "--train needs a Keras model")
+
+
+def test_level2_training_step_takes_every_shape_from_the_graph(keras):
+    """No shapes in a level-2 trace: the graph gives them all, including nodes Grappler created
+    (the LayerNorm residual's `ArithmeticOptimizer/AddOpsRewrite_add` feeding the pooling Mean)."""
+    result = traceflops.profile(transformer(keras), batch_size=B, steps=2, warmup=1, train=True, roofline=False,
+                                host_tracer_level=2)
+    assert result.summary["macs_per_step"] == TFM_TOTAL
+    assert result.summary["coverage"] == 1.0

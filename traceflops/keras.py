@@ -114,38 +114,6 @@ def _inlined_static_tensors(concretes: list) -> dict:
     return tensors
 
 
-def _fill_rewritten_shapes(record: dict, passes: int = 8) -> None:
-    """Static shapes for elementwise nodes Grappler created (`ArithmeticOptimizer/AddOpsRewrite_add`).
-
-    Such nodes exist in no traced graph, so without level-3 trace shapes their
-    consumers would be unpriced; an elementwise op's output is the broadcast
-    of its inputs, which the record does know.
-    """
-    from .costs import ELEMENTWISE_FLOPS
-    from .graph import ExecutedGraph
-    static = record["static_tensors"]
-    graph = ExecutedGraph.from_record(record)
-    candidates = [n for nodes in graph.nodes.values() for n in nodes
-                  if (n.op in ELEMENTWISE_FLOPS or n.op == "AddN") and f"{n.name}:0" not in static]
-    for _ in range(passes):
-        filled = 0
-        for node in candidates:
-            key = f"{node.name}:0"
-            if key in graph.static:
-                continue
-            specs = graph.input_specs(node)
-            if not specs or any(s is None or not s.known for s in specs):
-                continue
-            rank = max(s.rank for s in specs)
-            dims = [max(s.dims[axis - rank + s.rank] for s in specs if axis - rank + s.rank >= 0)
-                    for axis in range(rank)]
-            graph.static[key] = type(specs[0])(specs[0].dtype, tuple(dims))
-            static[key] = {"dtype": specs[0].dtype, "dims": dims}
-            filled += 1
-        if not filled:
-            return
-
-
 def _loss_name(model) -> str:
     from .capture.train import _loss_name as name_of
     loss = getattr(model, "loss", None)
@@ -258,7 +226,7 @@ class ProfileCallback(keras.callbacks.Callback):
 
     def _graph_record(self) -> dict:
         import tensorflow as tf
-        from .capture.graph_record import graph_record
+        from .capture.graph_record import fill_rewritten_shapes, graph_record
         concretes = _step_concrete_functions(self.model.train_function)
         if not isinstance(self._run_metadata, tf.compat.v1.RunMetadata):
             return {"nodes": [], "static_tensors": _inlined_static_tensors(concretes)}
@@ -267,7 +235,7 @@ class ProfileCallback(keras.callbacks.Callback):
             graph = tf.Graph()
         record = graph_record(self._run_metadata, _NoGraph())
         record["static_tensors"] = _inlined_static_tensors(concretes)
-        _fill_rewritten_shapes(record)
+        fill_rewritten_shapes(record)
         return record
 
     def _capture_info(self, record: dict, device: str) -> dict:
