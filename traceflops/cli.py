@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "times add up; 0 leaves TensorFlow's default)")
     prof.add_argument("--jit-compile", action="store_true",
                       help="compile the inference step with XLA (Keras does this by default on GPU)")
+    prof.add_argument("--train", action="store_true",
+                      help="profile full training steps (forward, loss, gradients, optimizer update) with the "
+                           "model's compiled loss and optimizer (SGD and a loss fitting the output if it has none)")
     prof.add_argument("--allow-unsafe", action="store_true",
                       help="load models Keras safe mode refuses (Lambda layers); only for files you trust")
     prof.add_argument("--refresh-ceilings", action="store_true",
@@ -117,7 +120,7 @@ def _run(args) -> int:
                              allow_unsafe=args.allow_unsafe,
                              inter_op_threads=args.inter_op_threads or None, jit_compile=args.jit_compile,
                              roofline=not args.no_roofline, refresh_ceilings=args.refresh_ceilings,
-                             threshold=args.threshold)
+                             threshold=args.threshold, train=args.train)
     else:
         if args.out:
             api.ensure_writable_dir(args.out)
@@ -129,6 +132,11 @@ def _run(args) -> int:
         print(json.dumps(report.to_jsonable(result.summary), indent=2))
     else:
         report.render_terminal(result.ops, result.summary, top=args.top)
+        training = result.summary.get("training")
+        if training:
+            print(f"training step: loss {training['loss']}, optimizer {training['optimizer']}"
+                  + (" (defaults: the model had no compiled loss or optimizer)" if training["defaulted"] else
+                     " (the model's compiled loss and optimizer)"))
         if args.out:
             extra = ", roofline.png, report.html" if result.ceilings is not None else ""
             print(f"wrote {args.out}/: ops.csv, summary.json{extra}")

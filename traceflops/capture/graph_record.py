@@ -82,4 +82,39 @@ def graph_record(run_metadata, concrete) -> dict:
                 attrs = {key: _attr_to_python(value) for key, value in node.attr.items()}
                 nodes.append({"name": node.name, "op": node.op, "device": node.device,
                               "inputs": list(node.input), "attrs": attrs})
-    return {"nodes": nodes, "static_tensors": _static_tensors(concrete)}
+    record = {"nodes": nodes, "static_tensors": _static_tensors(concrete)}
+    fill_rewritten_shapes(record)
+    return record
+
+
+def fill_rewritten_shapes(record: dict, passes: int = 8) -> None:
+    """Static shapes for elementwise nodes Grappler created (`ArithmeticOptimizer/AddOpsRewrite_add`).
+
+    Such nodes exist in no traced graph, so without level-3 trace shapes their
+    consumers would be unpriced; an elementwise op's output is the broadcast
+    of its inputs, which the record does know.
+    """
+    from ..costs import ELEMENTWISE_FLOPS
+    from ..graph import ExecutedGraph
+    static = record["static_tensors"]
+    graph = ExecutedGraph.from_record(record)
+    candidates = [n for nodes in graph.nodes.values() for n in nodes
+                  if (n.op in ELEMENTWISE_FLOPS or n.op == "AddN") and f"{n.name}:0" not in static]
+    for _ in range(passes):
+        filled = 0
+        for node in candidates:
+            key = f"{node.name}:0"
+            if key in graph.static:
+                continue
+            specs = graph.input_specs(node)
+            if not specs or any(s is None or not s.known for s in specs):
+                continue
+            rank = max(s.rank for s in specs)
+            dims = [max(s.dims[axis - rank + s.rank] for s in specs if axis - rank + s.rank >= 0)
+                    for axis in range(rank)]
+            graph.static[key] = type(specs[0])(specs[0].dtype, tuple(dims))
+            static[key] = {"dtype": specs[0].dtype, "dims": dims}
+            filled += 1
+        if not filled:
+            return
+

@@ -8,8 +8,12 @@ from ..errors import ModelError
 from .tf import _import_tf
 
 
-def load_model(path, allow_unsafe: bool = False):
-    """A `.keras`, `.h5` or SavedModel directory, loaded with Keras safe mode on by default."""
+def load_model(path, allow_unsafe: bool = False, compile: bool = False):
+    """A `.keras`, `.h5` or SavedModel directory, loaded with Keras safe mode on by default.
+
+    `compile` also restores the file's compile config (loss, optimizer,
+    metrics), which training steps use; inference never needs it.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or directory")
@@ -22,7 +26,7 @@ def load_model(path, allow_unsafe: bool = False):
     if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"{path}: not a model file (expected .keras, .h5 or a SavedModel directory)")
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=not allow_unsafe)
+        return keras.saving.load_model(path, compile=compile, safe_mode=not allow_unsafe)
     except Exception as exc:  # Keras raises many types for one cause: the file isn't a loadable model
         message = " ".join(str(exc).split())
         if "Lambda" in message and "safe_mode" in message:

@@ -1,4 +1,4 @@
-"""Capture: run a model for inference under the profiler and write a logdir XProf can open."""
+"""Capture: run a model (inference, or full training steps) under the profiler and write a logdir XProf can open."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..errors import CaptureError, UsageError
+from ..errors import CaptureError, ModelError, UsageError
 from . import profiler
+from . import train as train_stage
 from .graph_record import graph_record
 from .layers import recording_layer_scopes
 from .options import validate_capture_options
@@ -74,9 +75,14 @@ def resolve_device(device: str) -> str:
 
 def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
             device: str = "CPU:0", host_tracer_level: int = 3, inter_op_threads: Optional[int] = 1,
-            seed: int = 0, jit_compile: bool = False) -> CaptureResult:
-    """Run `model` for inference under the profiler and write a logdir XProf can open."""
+            seed: int = 0, jit_compile: bool = False, train: bool = False) -> CaptureResult:
+    """Run `model` under the profiler and write a logdir XProf can open.
+
+    With `train`, each step is a full training step (capture/train.py); the
+    model's weights and optimizer state are restored afterwards.
+    """
     validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
+    _check_arguments(model, train)
     threads = set_threading(inter_op_threads)
     tf = _import_tf()
     from tensorflow.python.eager import context
@@ -85,12 +91,17 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     limit = model.embedding_limit if isinstance(model, SavedModelRunner) else _embedding_limit(model)
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
+    saved, training = None, None
     with tf.device(device_name):
         inputs = synthetic_inputs(specs, limit, seed)
-        step_fn = build_step_function(model, specs, jit_compile)
         try:
+            if train:
+                saved = train_stage.snapshot(model)
+                step_fn, inputs, training = _training_step(model, specs, batch_size, inputs, seed, jit_compile)
+            else:
+                step_fn = build_step_function(model, specs, jit_compile)
             with recording_layer_scopes(model) as layer_scopes:
-                concrete = step_fn.get_concrete_function(*[tf.TensorSpec(d, tf.as_dtype(t)) for _, d, t in specs])
+                concrete = step_fn.get_concrete_function(*[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
             # Partition graphs are only reported for the call that instantiates the function.
             context.enable_run_metadata()
             try:
@@ -106,11 +117,14 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                 times = _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_level)
             else:
                 times = _trace_level2(logdir, step_fn, inputs, steps)
-        except (UsageError, CaptureError):
+        except (UsageError, CaptureError, ModelError):
             raise
         except Exception as exc:
             message = " ".join(str(exc).split())[:300]
-            raise CaptureError(f"running the model failed: {type(exc).__name__}: {message}") from None
+            what = "training" if train else "running"
+            raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {message}") from None
+        finally:
+            train_stage.restore(saved)
     new_files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in before)
     if not new_files:
         raise CaptureError(f"{logdir}: the profiler wrote no trace")
@@ -125,9 +139,26 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                     "warmup": warmup, "host_tracer_level": host_tracer_level, "jit_compile": jit_compile,
                     "inter_op_threads": threads, "step_wall_times_us": times,
                     "tensorflow": tf.__version__}
+    if training is not None:
+        capture_info["training"] = training.describe()
     _write_json(run_dir / CAPTURE_FILE, capture_info)
     return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
-                         device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]))
+                         device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]),
+                         extra={"training": training.describe()} if training is not None else {})
+
+
+def _check_arguments(model, train: bool):
+    if train and isinstance(model, SavedModelRunner):
+        raise ModelError(f"{model.name}: --train needs a Keras model (.keras or .h5); a SavedModel's "
+                         "serving signature has no loss, optimizer or trainable Keras layers")
+
+
+def _training_step(model, specs, batch_size: int, inputs: list, seed: int, jit_compile: bool):
+    """The training step function, its inputs (features then targets) and the training setup."""
+    setup = train_stage.prepare_training(model, batch_size)
+    targets = train_stage.synthetic_targets(setup, seed + 1)
+    step_fn = train_stage.build_train_step(model, specs, setup, inputs, targets, jit_compile)
+    return step_fn, list(inputs) + list(targets), setup
 
 
 def _write_json(path: Path, data) -> None:

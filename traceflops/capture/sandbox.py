@@ -99,7 +99,8 @@ def _run_request(request: dict) -> dict:
         profiler.SERVER_ISOLATED = reason is None
         profiler.ALLOW_EXPOSED = bool(request.get("allow_exposed_server"))
         set_threading(kwargs.get("inter_op_threads"))
-        model = load_model(request["model_path"], allow_unsafe=request.get("allow_unsafe", False))
+        model = load_model(request["model_path"], allow_unsafe=request.get("allow_unsafe", False),
+                           compile=bool(kwargs.get("train")))
         logdir = kwargs.pop("logdir")
         result = capture(model, logdir, **kwargs)
     except TraceflopsError as exc:
@@ -199,7 +200,7 @@ def capture_isolated(model, logdir, allow_unsafe: bool = False, allow_exposed_se
         if capture_kwargs.get("host_tracer_level", 3) == 2:  # no server: nothing to isolate
             if isinstance(model, (str, os.PathLike)):
                 from .model import load_model
-                model = load_model(model, allow_unsafe=allow_unsafe)
+                model = load_model(model, allow_unsafe=allow_unsafe, compile=bool(capture_kwargs.get("train")))
             return capture(model, logdir, **capture_kwargs)
         path = str(model) if isinstance(model, (str, os.PathLike)) else _saved_copy(model, scratch)
         if path is None:

@@ -83,11 +83,11 @@ class Entry:
 
     @property
     def description(self) -> str:
-        """The formula's first docstring line, or the zero reason."""
+        """The formula's docstring summary (its first paragraph, joined), or the zero reason."""
         if self.kind == ZERO:
             return self.reason
         doc = (self.formula.__doc__ or "").strip()
-        return doc.splitlines()[0].strip() if doc else self.formula.__name__
+        return " ".join(doc.split("\n\n")[0].split()) if doc else self.formula.__name__
 
 
 _ENTRIES: dict = {}

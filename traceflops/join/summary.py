@@ -74,6 +74,7 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
         "host_tracer_level": capture_info.get("host_tracer_level"),
         "inter_op_threads": capture_info.get("inter_op_threads"),
         "tensorflow": capture_info.get("tensorflow"),
+        **({"training": capture_info["training"]} if capture_info.get("training") else {}),
         "trace_files": list(trace.paths),
         "run_dir": run_dir,
         "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),
