@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 TRACES = REPO / "traces"
 # Columns added since the freeze (name -> the issue that asked for it).
-NEW_COLUMNS = {}
+NEW_COLUMNS = {"phase": "issue 10: forward / backward / optimizer / loss_and_metrics of a training step"}
 # Columns renamed since the freeze: old name -> new name.
 RENAMED = {}
 # Values whose spelling changed on purpose since the freeze: (table, column) -> (why, a function that
@@ -40,6 +40,8 @@ SUMMARY_CHANGED = ("issue 9: summary entries name XLA kernels' ops as `fusion:kC
                    lambda text: re.sub(r"^(\w[\w-]*):k\w+$", r"\1", re.sub(r"\((\w[\w-]*):k\w+\)", r"(\1)", text)))
 # Summary keys that depend on where the trace lies, or were added since the freeze.
 SUMMARY_SKIP = {"trace_files", "run_dir"}
+# Summary keys added since the freeze (key -> the issue that asked for it).
+SUMMARY_NEW = {"flops_per_step_by_phase": "issue 10", "macs_per_step_by_phase": "issue 10"}
 
 
 def _cases():
@@ -131,6 +133,8 @@ def test_analyze_outputs_unchanged(name, results, tmp_path):
             continue
         assert key in now, f"summary key {key} lost"
         _same_value(value, now[key], key)
+    added = set(now) - set(frozen) - SUMMARY_SKIP - set(SUMMARY_NEW)
+    assert not added, f"summary keys added without being named: {sorted(added)}"
 
 
 def test_every_recorded_trace_has_a_frozen_output():

@@ -56,13 +56,14 @@ def test_losses_pools_and_updates():
     assert "Tile" in ZERO_OPS and "BroadcastTo" in ZERO_OPS  # data movement, declared zero
 
 
-def test_registry_shim():
+def test_training_ops_are_registered_once_with_their_family():
     with pytest.raises(ValueError):
         registry.register("ReluGrad", family="elementwise")(lambda op: (0, None))
     with pytest.raises(ValueError):
         registry.declare_zero("Reshape", reason="twice")
     assert FORMULAS["_MklNativeReluGrad"] is FORMULAS["ReluGrad"]
-    assert registry.FAMILIES["ResourceApplyAdam"] == "optimizer"
+    assert registry.family_of("ResourceApplyAdam") == "optimizer"
+    assert registry.family_of("Conv2DBackpropFilter") == "conv"
 
 
 @pytest.mark.parametrize("name, op_type, phase", [

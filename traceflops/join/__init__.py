@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import TraceError
 from .kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, apply_split, kernel_coverage, kernels_table, memcpy_table
 from .ops_table import OPS_COLUMNS, add_rates, ops_table
-from .records import RECORD_COLUMNS, build_records
+from .records import RECORD_COLUMNS, assign_phases, build_records
 from .steps import select_steps
 from .summary import build_summary, primary_device, summarize
 
@@ -45,6 +45,7 @@ def join(trace, graph=None, steps: Optional[int] = None, capture_info: Optional[
         raise TraceError(f"{', '.join(trace.paths)}: the trace holds no TensorFlow op, XLA or kernel events")
     chosen = select_steps(events, steps)
     records = apply_split(build_records(events, graph, lambda: trace.hlo_modules, chosen))
+    records["phase"] = assign_phases(records, bool((capture_info or {}).get("training")))
     ops = ops_table(records)
     step_rows = events[(events["kind"] == "step") & events["step"].isin(chosen)]
     summary = build_summary(ops, step_rows, len(chosen), trace, graph, capture_info or {}, steps, run_dir)

@@ -4,7 +4,8 @@
 | --- | --- |
 | op_name, op_type | TensorFlow node name and kernel type as executed; for XLA: the HLO instruction and its opcode (fusions: `fusion:kLoop`...) |
 | hlo_module | the XLA module of an XLA row; empty for TensorFlow ops |
-| layer | Keras layer from the name scope (`model/layer/...`), or empty |
+| layer | the Keras layer that owns the op (its own name; nested models as `outer/inner`; `(model)` outside every layer) |
+| phase | `forward`, `backward`, `optimizer` or `loss_and_metrics` (training steps; `forward` for inference) |
 | device | device the op ran on (`CPU:0`, `GPU:0`) |
 | dtype | the dtype the op computes in |
 | input_shapes, output_shapes | tensors as `float32[4,32];float32[32,8]` |
@@ -29,7 +30,7 @@ import pandas as pd
 
 from ..costs import UNKNOWN
 
-OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "device", "dtype", "input_shapes", "output_shapes",
+OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "phase", "device", "dtype", "input_shapes", "output_shapes",
                "occurrences", "flops", "macs", "bytes", "total_time_us", "avg_time_us", "gflops_per_s",
                "gbytes_per_s", "intensity", "time_share", "flops_source", "note"]
 # The count a rolled-up op reports when its kernels' sources differ (unknown wins over all).
@@ -43,7 +44,7 @@ def _whole(value):
 def _host_row(record: dict) -> dict:
     total_us = record["total_ps"] / 1e6
     return {"op_name": record["op_name"], "op_type": record["op_type"], "hlo_module": record["hlo_module"],
-            "layer": record["layer"], "device": record["device"], "dtype": record["dtype"],
+            "layer": record["layer"], "phase": record["phase"], "device": record["device"], "dtype": record["dtype"],
             "input_shapes": record["input_shapes"], "output_shapes": record["output_shapes"],
             "occurrences": record["occurrences"], "flops": _whole(record["flops"]), "macs": _whole(record["macs"]),
             "bytes": _whole(record["bytes"]), "total_time_us": total_us,
@@ -71,7 +72,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
                         byte_missing=("byte_missing", "any"),
                         **{f"has_{s}": (f"has_{s}", "any") for s in (UNKNOWN,) + _SOURCE_ORDER})
     main = (frame.sort_values("total_ps", ascending=False, kind="stable").groupby(keys, sort=False, dropna=False)
-            [["layer", "dtype", "shape", "note"]].first())
+            [["layer", "phase", "dtype", "shape", "note"]].first())
     table = table.join(main).reset_index()
     rows = []
     for row in table.to_dict("records"):
@@ -81,7 +82,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
         total_us = float(row["total_ps"]) / 1e6
         rows.append({
             "op_name": row["op_name"], "op_type": row["op_type"], "hlo_module": row["hlo_module"],
-            "layer": row["layer"], "device": row["device"],
+            "layer": row["layer"], "phase": row["phase"], "device": row["device"],
             "dtype": row["dtype"] or "", "input_shapes": row["shape"] or "", "output_shapes": "",
             "occurrences": occurrences,
             "flops": None if unknown or row["flop_missing"] else int(row["flop_total"]) // occurrences,

@@ -37,6 +37,19 @@ def summarize(table: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int) -> d
     }
 
 
+def by_phase(table: pd.DataFrame, num_steps: int) -> dict:
+    """FLOPs and MACs per step of each training phase (present phases only, in pipeline order)."""
+    from ..graph.phases import PHASES
+    steps = max(num_steps, 1)
+    occurrences = table["occurrences"]
+    frame = table.assign(flop_total=table["flops"].astype("Float64").fillna(0) * occurrences,
+                         mac_total=table["macs"].astype("Float64").fillna(0) * occurrences)
+    grouped = frame.groupby("phase")[["flop_total", "mac_total"]].sum()
+    present = [p for p in PHASES if p in grouped.index]
+    return {"flops_per_step_by_phase": {p: int(round(grouped.loc[p, "flop_total"] / steps)) for p in present},
+            "macs_per_step_by_phase": {p: int(round(grouped.loc[p, "mac_total"] / steps)) for p in present}}
+
+
 def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: dict) -> list:
     """What the reader of the figures must know: the trace's own errors and damage, missing steps,
     an exposed profiler server, a missing executed graph."""
@@ -66,6 +79,8 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
     """summary.json: what ran (capture info), the per-step figures, and the warnings."""
     from pathlib import Path
     figures = summarize(ops, step_rows, num_steps)
+    if set(ops["phase"]) - {"forward"}:  # a training step: the split of its work
+        figures.update(by_phase(ops, num_steps))
     return {
         "model": capture_info.get("model") or Path(trace.paths[0]).name,
         "device": capture_info.get("device", "").replace("/device:", "") or primary_device(ops),

@@ -104,6 +104,11 @@ def summary_lines(summary: dict) -> str:
         f"achieved                  {_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the step",
         f"coverage                  {'?' if coverage is None else f'{100 * coverage:.2f}'}% of op time has a known count",
     ]
+    for key, unit in (("flops_per_step_by_phase", "FLOP"), ("macs_per_step_by_phase", "MAC")):
+        split = summary.get(key) or {}
+        if split:
+            label = f"{unit}s per step by phase"
+            lines.append(f"{label:<26}" + ", ".join(f"{phase} {human(value)}{unit}" for phase, value in split.items()))
     unknown = summary.get("unknown_op_types") or {}
     if unknown:
         listed = ", ".join(f"{k} ({v:.3g} µs/step)" for k, v in list(unknown.items())[:8])

@@ -186,7 +186,8 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
     """Per Keras layer ("(no layer)" for ops outside one), sorted by time.
 
     Columns: layer, ops (rows), flops_per_step (known FLOPs x occurrences /
-    steps), macs_per_step, bytes_per_step, time_us_per_step, time_share (of all
+    steps), macs_per_step, forward_flops_per_step and backward_flops_per_step
+    (training steps), bytes_per_step, time_us_per_step, time_share (of all
     op time), gflops_per_s (known FLOPs over the layer's whole time, so a layer
     with unknown-FLOP ops reads low), unknown_flops_time_us_per_step, and, when
     the roofline columns are present, efficiency (the time its ops would take at
@@ -211,12 +212,16 @@ def layer_rollup(ops: pd.DataFrame, steps: int = 1) -> pd.DataFrame:
         efficiency = _floats(ops.get("efficiency", pd.Series(np.nan, index=ops.index)))
         # time at the attainable rate = measured time x efficiency (ops without one count as measured)
         table["ideal_us"] = table["time_us"] * np.where(np.isnan(efficiency), 1.0, efficiency)
+    phases = [p for p in ("forward", "backward") if "phase" in ops and (ops["phase"] == "backward").any()]
+    for phase in phases:  # a training step: each layer's forward and backward work apart
+        table[f"flops_{phase}"] = np.where(ops["phase"].to_numpy() == phase, table["flops"], 0.0)
     grouped = table.groupby("layer", sort=False)
     total_us = table["time_us"].sum()
     rollup = pd.DataFrame({
         "ops": grouped.size(),
         "flops_per_step": grouped["flops"].sum() / steps,
         "macs_per_step": grouped["macs"].sum() / steps,
+        **{f"{phase}_flops_per_step": grouped[f"flops_{phase}"].sum() / steps for phase in phases},
         "bytes_per_step": grouped["bytes"].sum() / steps,
         "time_us_per_step": grouped["time_us"].sum() / steps,
         "time_share": grouped["time_us"].sum() / total_us if total_us else np.nan,
