@@ -50,16 +50,47 @@ def by_phase(table: pd.DataFrame, num_steps: int) -> dict:
             "macs_per_step_by_phase": {p: int(round(grouped.loc[p, "mac_total"] / steps)) for p in present}}
 
 
+# Below this share of op time with a known count, totals would mostly measure what is missing.
+MIN_COVERAGE_FOR_TOTALS = 0.5
+_TOTALS = ("flops_per_step", "macs_per_step", "bytes_per_step", "gflops_per_s", "flops_per_step_by_dtype",
+           "flops_per_step_by_phase", "macs_per_step_by_phase")
+NO_SHAPES_WARNING = (
+    "the trace's op events carry no input shapes and no executed graph lies beside it: TensorFlow 2.21 records "
+    "at host tracer level 2 whatever profiler options are passed (the TensorBoard callback's profile_batch and "
+    "tf.profiler.experimental.start included), so most counts are unknown; analyze it with --model MODEL.keras "
+    "(and --batch-size, --train as it ran), or record with `traceflops profile` or traceflops.keras.ProfileCallback")
+
+
+def _no_shapes(trace, graph) -> bool:
+    ops = trace.events[trace.events["kind"] == "op"]
+    return graph is None and len(ops) > 0 and ops["shape"].isna().all()
+
+
+def withhold_misleading_totals(summary: dict) -> None:
+    """Totals of a trace whose counts are mostly unknown are withheld (None, "unknown"), never 0."""
+    coverage = summary.get("coverage")
+    if coverage is not None and coverage >= MIN_COVERAGE_FOR_TOTALS:
+        return
+    for key in _TOTALS:
+        if key in summary:
+            summary[key] = None
+    summary["warnings"].append(
+        f"only {0 if coverage is None else 100 * coverage:.1f}% of op time has a known count: FLOP totals and "
+        "rates are withheld (unknown), as they would mostly measure what is missing")
+
+
 def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: dict) -> list:
     """What the reader of the figures must know: the trace's own errors and damage, missing steps,
-    an exposed profiler server, a missing executed graph."""
+    an exposed profiler server, a missing executed graph or missing shapes."""
     warnings = list(trace.errors) + list(trace.warnings)
+    if _no_shapes(trace, graph):
+        warnings.append(NO_SHAPES_WARNING)
     if steps_wanted and summary["steps"] < steps_wanted:
         warnings.append(f"{summary['steps']} complete steps were recorded, fewer than the {steps_wanted} asked for")
     if "listened on all interfaces" in (capture_info.get("profiler_server") or ""):
         warnings.append(capture_info["profiler_server"])
     warnings += [w for w in capture_info.get("capture_warnings") or [] if w not in warnings]
-    if graph is None:
+    if graph is None and not _no_shapes(trace, graph):
         warnings.append("no executed graph beside the trace: attributes (strides, transposes, fused ops, "
                         "einsum equations) are unknown, and counts that need them are unknown")
     if summary["steps"] == 0:
@@ -81,7 +112,7 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
     figures = summarize(ops, step_rows, num_steps)
     if set(ops["phase"]) - {"forward"}:  # a training step: the split of its work
         figures.update(by_phase(ops, num_steps))
-    return {
+    summary = {
         "model": capture_info.get("model") or Path(trace.paths[0]).name,
         "device": capture_info.get("device", "").replace("/device:", "") or primary_device(ops),
         "batch_size": capture_info.get("batch_size"),
@@ -94,3 +125,5 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
         "run_dir": run_dir,
         "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),
     }
+    withhold_misleading_totals(summary)
+    return summary

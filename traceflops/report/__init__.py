@@ -91,17 +91,24 @@ def render_terminal(ops: pd.DataFrame, summary: dict, top: int = 15, console=Non
     console.print(summary_lines(summary), highlight=False)
 
 
+def _total(value, unit: str) -> str:
+    """`1.52 GFLOP`, `512 MAC`; `unknown` where a total is withheld."""
+    return "unknown" if value is None else f"{human(value)}{unit}".replace("  ", " ") if value >= 1000 else f"{value} {unit}"
+
+
 def summary_lines(summary: dict) -> str:
     coverage = summary.get("coverage")
+    per = "per step" if summary.get("steps") else "(whole trace)"
     lines = [
         f"model {summary.get('model') or '?'} on {summary.get('device') or '?'}"
         + (f", batch {summary['batch_size']}" if summary.get("batch_size") else "")
         + (f", {summary['steps']} profiled steps" if summary.get("steps") else ", whole trace (no step markers)"),
-        f"FLOPs per step            {human(summary.get('flops_per_step'))}FLOP "
-        f"({human(summary.get('macs_per_step'))}MAC in contractions)",
+        f"FLOPs {per:<20}{_total(summary.get('flops_per_step'), 'FLOP')} "
+        f"({_total(summary.get('macs_per_step'), 'MAC')} in contractions)",
         f"median step time          {_number(summary.get('step_time_us'), 4)} µs "
         f"(op time {_number(summary.get('op_time_per_step_us'), 4)} µs)",
-        f"achieved                  {_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the step",
+        "achieved                  " + ("unknown" if summary.get("gflops_per_s") is None else
+                                         f"{_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the step"),
         f"coverage                  {'?' if coverage is None else f'{100 * coverage:.2f}'}% of op time has a known count",
     ]
     for key, unit in (("flops_per_step_by_phase", "FLOP"), ("macs_per_step_by_phase", "MAC")):

@@ -183,7 +183,8 @@ def _summary_items(summary: dict, ceilings: dict, figures: dict) -> list:
         ("device", ceilings.get("device", "")),
         ("steps profiled", summary.get("steps", "")),
         ("step time", _fmt(summary.get("step_time_us"), " us")),
-        ("FLOPs per step", f"{int(summary.get('flops_per_step') or 0):,}"),
+        ("FLOPs per step", "unknown" if summary.get("flops_per_step") is None
+         else f"{int(summary['flops_per_step']):,}"),
         ("achieved (whole step)", _fmt(figures["achieved_gflops_per_s"], " GFLOP/s", 2)),
         (f"model FLOPs utilization (vs {figures['reference_dtype']} peak)",
          "unknown" if mfu is None else f"{100 * mfu:.1f}%"),

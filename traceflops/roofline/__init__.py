@@ -147,7 +147,8 @@ def model_figures(ops: pd.DataFrame, summary: dict, ceilings: dict) -> dict:
     dtype = reference_dtype(summary, ceilings)
     peak = float(ceilings["peak_gflops_per_s"][dtype])
     step_us = summary.get("step_time_us")
-    achieved = summary["flops_per_step"] / step_us / 1e3 if step_us else None  # FLOP/us / 1e3 = GFLOP/s
+    flops = summary.get("flops_per_step")  # None when withheld (too little of the work has a count)
+    achieved = flops / step_us / 1e3 if step_us and flops is not None else None  # FLOP/us / 1e3 = GFLOP/s
     time_us = _floats(table["total_time_us"])
     total_us = float(np.nansum(time_us))
     bound = table["bound"].to_numpy()

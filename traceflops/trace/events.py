@@ -9,7 +9,7 @@ event we can use:
 | host | host name of the file the event came from |
 | plane | plane name, e.g. `/host:CPU`, `/device:GPU:0` |
 | line | line (thread or GPU stream) name |
-| kind | `op` (a TensorFlow op on a host executor thread), `xla` (an XLA instruction run on the host, e.g. inside a `jit_compile` function), `kernel` (a device kernel), `memcpy`, `step` (a step marker) |
+| kind | `op` (a TensorFlow op on a host executor thread), `xla` (an XLA instruction run on the host, e.g. inside a `jit_compile` function), `kernel` (a device kernel), `memcpy`, `step` (a step marker, or, on a host without one, a Keras step function call), `framework_step` (a Keras step function call on a host that has step markers) |
 | name | the event's full name (`<node>:<Type>` for ops, the kernel's symbol for kernels) |
 | op_name, op_type | the TensorFlow node and its kernel type (for kernels: of the op that launched them) |
 | start_ps, duration_ps | start and duration in picoseconds, on the trace's clock (TensorFlow counts from the profile's start; a trace with timestamps since the epoch is moved there so that they fit int64) |
@@ -58,8 +58,13 @@ _OBJECT_COLUMNS = ("kernel_details", "memcpy_details", "hlo_op", "hlo_module")
 _LAUNCHER_STATS = ("tf_op", "level 0", "annotation")
 _DERIVED_DEVICE_LINES = {"TensorFlow Ops", "TensorFlow Name Scope", "XLA Ops", "XLA Modules",
                          "Steps", "XLA TraceMe", "Launch Stats", "Source code", "SparseCore Ops"}
-_KINDS = ("op", "xla", "kernel", "memcpy", "step")
-_OP, _XLA, _KERNEL, _MEMCPY, _STEP = range(5)
+_KINDS = ("op", "xla", "kernel", "memcpy", "step", "framework_step")
+_OP, _XLA, _KERNEL, _MEMCPY, _STEP, _FRAMEWORK_STEP = range(6)
+# The functions Keras 3 runs once per step (TF backend, python line): `fit`, `evaluate`, `predict`. A host
+# with no step marker of its own (`traceflops_step`, `tf.profiler.experimental.Trace(..., step_num=)`)
+# takes these as its steps; otherwise they stay `framework_step` rows, which no table reads.
+FRAMEWORK_STEP_FUNCTIONS = ("multi_step_on_iterator", "one_step_on_iterator", "one_step_on_data",
+                            "one_step_on_data_distributed", "multi_step_on_data")
 # Event stats the parser reads: the stat columns, the launcher stats, and `_r` (a root TraceMe: steps).
 _WANTED_EVENT_STATS = _STAT_COLUMNS | set(_LAUNCHER_STATS) | {"_r"}
 

@@ -13,8 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from .events import (_ID_STATS, _KERNEL, _LAUNCHER_STATS, _MEMCPY, _NUMBER_STATS, _OP, _STEP,
-                     _WANTED_EVENT_STATS, _XLA)
+from .events import (FRAMEWORK_STEP_FUNCTIONS, _FRAMEWORK_STEP, _ID_STATS, _KERNEL, _LAUNCHER_STATS, _MEMCPY,
+                     _NUMBER_STATS, _OP, _STEP, _WANTED_EVENT_STATS, _XLA)
 from .space import PlaneInput
 from .values import (_Strings, _as_number, _as_text, _equals_one, _last_wins, _numbers, _parse_launcher,
                      _raw_number, _truthy, _whole)
@@ -154,6 +154,8 @@ class _Plane:
     def _index_metadata(self, meta_names: list, meta_op: list) -> None:
         strings = self.strings
         self.meta_is_op = np.array([op is not None for op in meta_op] + [False], dtype=bool)
+        self.meta_is_framework_step = np.array([m in FRAMEWORK_STEP_FUNCTIONS for m in meta_names] + [False],
+                                               dtype=bool)
         self.meta_is_copy = np.array([("Memcpy" in m or "Memset" in m) for m in meta_names] + [False], dtype=bool)
         self.meta_name = np.array([strings(m) for m in meta_names] + [0], dtype=np.int32)
         self.meta_op_name = np.array([strings(op[0]) if op else 0 for op in meta_op] + [0], dtype=np.int32)
@@ -327,6 +329,7 @@ def _host_kinds(plane: _Plane, meta_index: np.ndarray, stats: _ChunkStats) -> np
     kind = np.full(n, -1, dtype=np.int8)
     is_op = plane.meta_is_op[meta_index]
     kind[is_op] = _OP
+    kind[plane.meta_is_framework_step[meta_index]] = _FRAMEWORK_STEP
     rest = np.zeros(n, dtype=bool)
     rest[stats.event] = True  # events with stats
     rest &= ~is_op

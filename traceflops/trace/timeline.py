@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .events import _KINDS, _OP, _STEP
+from .events import _FRAMEWORK_STEP, _KINDS, _OP, _STEP
 from .planes import CodedEvents
 
 
@@ -171,6 +171,16 @@ def _assign_steps(hosts, kinds, starts, durations) -> np.ndarray:
     return step_index
 
 
+def _framework_steps_where_no_markers(hosts: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """On each host without step markers, its Keras step function calls become its steps."""
+    framework = kinds == _FRAMEWORK_STEP
+    if not framework.any():
+        return kinds
+    marked_hosts = np.unique(hosts[kinds == _STEP])
+    promote = framework & ~np.isin(hosts, marked_hosts)
+    return np.where(promote, np.int8(_STEP), kinds).astype(kinds.dtype)
+
+
 def _steps_and_damage(events: CodedEvents, parts: list, part_rows: np.ndarray, host_codes: list, damage: list):
     """Step of every event, leaving out events cut by the capture's end and a last step the end cut.
 
@@ -179,6 +189,7 @@ def _steps_and_damage(events: CodedEvents, parts: list, part_rows: np.ndarray, h
     (rows to keep, or None for all; step index per kept row).
     """
     keep = _capture_cut(events, parts, part_rows, damage)
+    events.kind = _framework_steps_where_no_markers(events.host, events.kind)
     step = _assign_steps(events.host, events.kind, events.start_ps, events.duration_ps)
     dropped_steps = _cut_last_steps(events, parts, host_codes, keep, step, damage)
     if keep.all():
