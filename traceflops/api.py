@@ -103,12 +103,16 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
 def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: int = 10, warmup: int = 3,
             host_tracer_level: int = 3, allow_unsafe: bool = False, inter_op_threads: Optional[int] = 1,
             jit_compile: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
-            threshold: float = 0.5, expose_profiler_port: bool = False, train: bool = False) -> Result:
+            threshold: float = 0.5, expose_profiler_port: bool = False, train: bool = False,
+            input_shape=None) -> Result:
     """Run `model` (a Keras model, or a path to .keras/.h5/SavedModel) under the profiler and analyse it.
 
     With `train`, each profiled step is a full training step with the model's
     compiled loss and optimizer (stated defaults when it has none:
     `summary["training"]`); the model's weights are restored afterwards.
+    `input_shape` gives the dimensions after the batch where the model leaves them
+    unknown (a tuple, a list of tuples, or a dict by input name), or of every input
+    of a subclassed model.
 
     The capture runs in a child process in its own network namespace
     (`capture/sandbox.py`): the profiler server it needs is never reachable from
@@ -137,7 +141,7 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
             model, staging / "logdir", allow_unsafe=allow_unsafe, allow_exposed_server=expose_profiler_port,
             batch_size=batch_size, steps=steps, warmup=warmup, device=device,
             host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile,
-            train=train)
+            train=train, input_shape=input_shape)
         if ceilings is not None:
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "times add up; 0 leaves TensorFlow's default)")
     prof.add_argument("--jit-compile", action="store_true",
                       help="compile the inference step with XLA (Keras does this by default on GPU)")
+    prof.add_argument("--input-shape", action="append", metavar="[NAME:]D1,D2,...",
+                      help="dimensions after the batch of an input the model leaves unknown, or of every input of "
+                           "a subclassed model; repeat per input, NAME for models with several")
     prof.add_argument("--train", action="store_true",
                       help="profile full training steps (forward, loss, gradients, optimizer update) with the "
                            "model's compiled loss and optimizer (SGD and a loss fitting the output if it has none)")
@@ -120,7 +123,8 @@ def _run(args) -> int:
                              allow_unsafe=args.allow_unsafe,
                              inter_op_threads=args.inter_op_threads or None, jit_compile=args.jit_compile,
                              roofline=not args.no_roofline, refresh_ceilings=args.refresh_ceilings,
-                             threshold=args.threshold, train=args.train)
+                             threshold=args.threshold, train=args.train,
+                             input_shape=parse_input_shapes(args.input_shape))
     else:
         if args.out:
             api.ensure_writable_dir(args.out)
@@ -141,6 +145,28 @@ def _run(args) -> int:
             extra = ", roofline.png, report.html" if result.ceilings is not None else ""
             print(f"wrote {args.out}/: ops.csv, summary.json{extra}")
     return 0
+
+
+def parse_input_shapes(values):
+    """`--input-shape` values to what the API takes: a tuple, a list of tuples, or {name: tuple}."""
+    if not values:
+        return None
+    named, shapes = {}, []
+    for value in values:
+        name, sep, dims = value.rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            raise_usage(f"--input-shape {value!r}: expected [NAME:]D1,D2,... with whole numbers")
+        if not shape or any(d < 1 for d in shape):
+            raise_usage(f"--input-shape {value!r}: every dimension must be at least 1")
+        if sep:
+            named[name] = shape
+        else:
+            shapes.append(shape)
+    if named and shapes:
+        raise_usage("--input-shape: name every input (NAME:D1,D2) or none")
+    return named or (shapes[0] if len(shapes) == 1 else shapes)
 
 
 def raise_usage(message: str):

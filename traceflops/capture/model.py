@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from .tf import _import_tf
 
 
@@ -72,25 +72,77 @@ def _embedding_limit(model) -> Optional[int]:
     return min(limits) if limits else None
 
 
-def input_specs(model, batch_size: int):
-    """[(name, shape, dtype)] with the batch dimension set; unknown dims are an error."""
+def _declared_inputs(model) -> list:
+    """[(name, shape, dtype)] the model declares, in `model.inputs` order; [] when it declares none
+    (a subclassed model). Names are the keys of a dict input structure, else the Input layers' names."""
     if isinstance(model, SavedModelRunner):
-        raw = model.input_specs
-    else:
-        inputs = getattr(model, "inputs", None)
-        if not inputs:
-            raise ModelError(f"model {model.name!r} has no defined inputs (build it with keras.Input first)")
-        raw = [(getattr(t, "name", f"input_{i}"), list(t.shape), str(t.dtype)) for i, t in enumerate(inputs)]
+        return list(model.input_specs)
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # a subclassed model never called on keras.Input
+        inputs = None
+    if not inputs:
+        return []
+    names = [getattr(t, "name", f"input_{i}") for i, t in enumerate(inputs)]
+    structure = getattr(model, "_inputs_struct", None)
+    if isinstance(structure, dict):
+        import keras
+        flat_keys = keras.tree.flatten({key: key for key in structure})  # model.inputs' order: sorted keys
+        if len(flat_keys) == len(inputs):
+            names = list(flat_keys)
+    return [(name, list(t.shape), str(t.dtype)) for name, t in zip(names, inputs)]
+
+
+def _given_shapes(input_shape, names: list) -> dict:
+    """`input_shape` (dims after the batch: a tuple, a list of tuples, or {name: tuple}) by input name."""
+    if input_shape is None:
+        return {}
+    if isinstance(input_shape, dict):
+        unknown = sorted(set(input_shape) - set(names)) if names else []
+        if unknown:
+            raise UsageError(f"--input-shape names {', '.join(unknown)}: the model's inputs are "
+                             f"{', '.join(names)}")
+        return {k: list(v) for k, v in input_shape.items()}
+    shapes = [input_shape] if input_shape and all(isinstance(d, int) for d in input_shape) else list(input_shape)
+    if names and len(shapes) != len(names):
+        raise UsageError(f"--input-shape: {len(shapes)} shape(s) given for {len(names)} inputs "
+                         f"({', '.join(names)}); name them as NAME:D1,D2")
+    names = names or (["input"] if len(shapes) == 1 else [f"input_{i}" for i in range(len(shapes))])
+    return {name: list(shape) for name, shape in zip(names, shapes)}
+
+
+def input_specs(model, batch_size: int, input_shape=None):
+    """[(name, dims, dtype)] with the batch dimension set; `input_shape` fills unknown dimensions
+    (or, for a model that declares no inputs, gives them: float32)."""
+    declared = _declared_inputs(model)
+    given = _given_shapes(input_shape, [name for name, _, _ in declared])
+    if not declared:
+        if not given:
+            raise ModelError(f"model {getattr(model, 'name', '?')!r} declares no inputs (a subclassed model): "
+                             "give their shapes with --input-shape D1,D2,... (input_shape= in the API)")
+        declared = [(name, [None] + dims, "float32") for name, dims in given.items()]
     specs = []
-    for name, shape, dtype in raw:
-        dims = list(shape)
+    for name, shape, dtype in declared:
+        dims = [batch_size] + list(given.get(name, list(shape)[1:])) if name in given else list(shape)
         if dims and dims[0] is None:
             dims[0] = batch_size
+        if name in given and len(dims) != len(shape) and shape:
+            raise UsageError(f"--input-shape {name}: {len(dims) - 1} dimensions given, the input has "
+                             f"{len(shape) - 1} after the batch")
         if any(d is None for d in dims):
-            raise ModelError(f"input {name!r} has shape {shape} with an unknown dimension beyond the batch; "
-                             "rebuild the model with a fixed input shape")
+            raise ModelError(f"input {name!r} has shape {list(shape)} with an unknown dimension beyond the batch; "
+                             f"give it with --input-shape {name}:D1,D2,... (input_shape= in the API)")
         specs.append((name, dims, dtype))
     return specs
+
+
+def pack_inputs(model, specs, tensors: list, by_name: bool = False):
+    """The tensors in the structure the model is called with: a dict by name (dict inputs, or shapes
+    given by name for a model that declares none), a list (several inputs), or one tensor."""
+    structure = getattr(model, "_inputs_struct", None)
+    if isinstance(structure, dict) or (by_name and not _declared_inputs(model)):
+        return dict(zip([name for name, _, _ in specs], tensors))
+    return tensors[0] if len(tensors) == 1 else list(tensors)
 
 
 def synthetic_inputs(specs, embedding_limit: Optional[int], seed: int = 0):
@@ -110,7 +162,7 @@ def synthetic_inputs(specs, embedding_limit: Optional[int], seed: int = 0):
     return tensors
 
 
-def build_step_function(model, specs, jit_compile: bool = False):
+def build_step_function(model, specs, jit_compile: bool = False, by_name: bool = False):
     """One tf.function for inference with a fully known input signature (no retracing).
 
     With `jit_compile`, XLA compiles the whole step (as Keras does by default
@@ -129,9 +181,7 @@ def build_step_function(model, specs, jit_compile: bool = False):
             return serving(**dict(zip(names, xs)))
         return step
 
-    single = len(specs) == 1
-
     @tf.function(input_signature=signature, jit_compile=jit_compile or None)
     def step(*xs):
-        return model(xs[0] if single else list(xs), training=False)
+        return model(pack_inputs(model, specs, list(xs), by_name), training=False)
     return step

@@ -13,7 +13,8 @@ from . import train as train_stage
 from .graph_record import graph_record
 from .layers import recording_layer_scopes
 from .options import validate_capture_options
-from .model import SavedModelRunner, _embedding_limit, build_step_function, input_specs, synthetic_inputs
+from .model import (SavedModelRunner, _embedding_limit, build_step_function, input_specs, pack_inputs,
+                    synthetic_inputs)
 from .profiler import _run_steps, _trace_level2, _trace_level3
 from .tf import _import_tf
 
@@ -75,11 +76,13 @@ def resolve_device(device: str) -> str:
 
 def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
             device: str = "CPU:0", host_tracer_level: int = 3, inter_op_threads: Optional[int] = 1,
-            seed: int = 0, jit_compile: bool = False, train: bool = False) -> CaptureResult:
+            seed: int = 0, jit_compile: bool = False, train: bool = False, input_shape=None) -> CaptureResult:
     """Run `model` under the profiler and write a logdir XProf can open.
 
     With `train`, each step is a full training step (capture/train.py); the
-    model's weights and optimizer state are restored afterwards.
+    model's weights and optimizer state are restored afterwards. `input_shape` gives
+    the dimensions after the batch of inputs the model leaves unknown (a tuple, a
+    list of tuples, or a dict by input name), or of every input of a subclassed model.
     """
     validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
     _check_arguments(model, train)
@@ -87,7 +90,8 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     tf = _import_tf()
     from tensorflow.python.eager import context
     device_name = resolve_device(device)
-    specs = input_specs(model, batch_size)
+    specs = input_specs(model, batch_size, input_shape)
+    by_name = isinstance(input_shape, dict)
     limit = model.embedding_limit if isinstance(model, SavedModelRunner) else _embedding_limit(model)
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
@@ -97,9 +101,11 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
         try:
             if train:
                 saved = train_stage.snapshot(model)
-                step_fn, inputs, training = _training_step(model, specs, batch_size, inputs, seed, jit_compile)
+                step_fn, inputs, training = _training_step(model, specs, batch_size, inputs, seed, jit_compile,
+                                                           by_name)
             else:
-                step_fn = build_step_function(model, specs, jit_compile)
+                _build(model, specs, inputs, by_name)
+                step_fn = build_step_function(model, specs, jit_compile, by_name)
             with recording_layer_scopes(model) as layer_scopes:
                 concrete = step_fn.get_concrete_function(*[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
             # Partition graphs are only reported for the call that instantiates the function.
@@ -120,9 +126,8 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
         except (UsageError, CaptureError, ModelError):
             raise
         except Exception as exc:
-            message = " ".join(str(exc).split())[:300]
             what = "training" if train else "running"
-            raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {message}") from None
+            raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {cause_of(exc)}") from None
         finally:
             train_stage.restore(saved)
     new_files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in before)
@@ -153,11 +158,37 @@ def _check_arguments(model, train: bool):
                          "serving signature has no loss, optimizer or trainable Keras layers")
 
 
-def _training_step(model, specs, batch_size: int, inputs: list, seed: int, jit_compile: bool):
+def cause_of(exc: Exception) -> str:
+    """The line of an exception's message that names the cause: TensorFlow and Keras put the trace of
+    the failing call first and the cause last (`... Exception encountered when calling ...`)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if not line.startswith(("File ", "Traceback", "^", "Arguments received", "•", "Call arguments")):
+            return line[:300]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
+
+
+def _build(model, specs, inputs: list, by_name: bool) -> None:
+    """Call the model once, eagerly, so that its weights exist before the step is traced (a subclassed
+    model builds on its first call)."""
+    if isinstance(model, SavedModelRunner) or getattr(model, "built", False) and _has_inputs(model):
+        return
+    model(pack_inputs(model, specs, list(inputs), by_name), training=False)
+
+
+def _has_inputs(model) -> bool:
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _training_step(model, specs, batch_size: int, inputs: list, seed: int, jit_compile: bool, by_name: bool):
     """The training step function, its inputs (features then targets) and the training setup."""
+    _build(model, specs, inputs, by_name)
     setup = train_stage.prepare_training(model, batch_size)
     targets = train_stage.synthetic_targets(setup, seed + 1)
-    step_fn = train_stage.build_train_step(model, specs, setup, inputs, targets, jit_compile)
+    step_fn = train_stage.build_train_step(model, specs, setup, inputs, targets, jit_compile, by_name)
     return step_fn, list(inputs) + list(targets), setup
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import ModelError
+from .model import pack_inputs
 from .tf import _import_tf
 
 DEFAULT_OPTIMIZER = "SGD"
@@ -141,14 +142,15 @@ def synthetic_targets(setup: TrainingSetup, seed: int = 1):
     return targets
 
 
-def build_train_step(model, specs, setup: TrainingSetup, inputs, targets, jit_compile: bool = False):
+def build_train_step(model, specs, setup: TrainingSetup, inputs, targets, jit_compile: bool = False,
+                     by_name: bool = False):
     """One tf.function running Keras' `train_step((x, y))` with a fully known signature."""
     tf = _import_tf()
     signature = ([tf.TensorSpec(dims, tf.as_dtype(dtype)) for _, dims, dtype in specs]
                  + [tf.TensorSpec(dims, tf.as_dtype(dtype)) for _, dims, dtype, _, _ in setup.target_specs])
     count = len(specs)
-    single_in, single_out = count == 1, len(setup.target_specs) == 1
-    x = inputs[0] if single_in else list(inputs)
+    single_out = len(setup.target_specs) == 1
+    x = pack_inputs(model, specs, list(inputs), by_name)
     y = targets[0] if single_out else list(targets)
     build = getattr(model, "_symbolic_build", None)
     if build is not None and not model.optimizer.built:
@@ -161,7 +163,7 @@ def build_train_step(model, specs, setup: TrainingSetup, inputs, targets, jit_co
     @tf.function(input_signature=signature, jit_compile=jit_compile or None)
     def train_step(*tensors):
         xs, ys = tensors[:count], tensors[count:]
-        return model.train_step((xs[0] if single_in else list(xs), ys[0] if single_out else list(ys)))
+        return model.train_step((pack_inputs(model, specs, list(xs), by_name), ys[0] if single_out else list(ys)))
     return train_step
 
 
