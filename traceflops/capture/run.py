@@ -146,6 +146,11 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                     "tensorflow": tf.__version__}
     if training is not None:
         capture_info["training"] = training.describe()
+    if inter_op_threads and threads != inter_op_threads:
+        capture_info["capture_warnings"] = [
+            f"{threads or 'default'} inter-op threads, not the {inter_op_threads} asked for: TensorFlow had already "
+            "started in this process, so ops may have run at once and their times overlap (a fresh process, "
+            "or traceflops.profile with a model file, sets it)"]
     _write_json(run_dir / CAPTURE_FILE, capture_info)
     return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
                          device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]),

@@ -171,7 +171,7 @@ def _record_isolation(run_dir: str, note: str, fallback: bool) -> None:
         info = json.load(stream)
     info["profiler_server"] = note
     if fallback:
-        info.setdefault("capture_warnings", []).append(note)
+        info["capture_warnings"] = info.get("capture_warnings", []) + [note]
     atomic_write_text(path, json.dumps(info))
 
 
@@ -186,6 +186,24 @@ def _saved_copy(model, directory: str) -> Optional[str]:
     except Exception:  # any failure means: capture in this process instead
         return None
     return path
+
+
+def _capture_here(model, logdir, capture_kwargs: dict):
+    """The capture of a model only this process can run. Level 3 where its profiler server can be
+    confined to a thread's private network namespace (root); otherwise level 2, no server."""
+    from ..errors import CaptureError
+    from .run import capture
+    try:
+        return capture(model, logdir, **capture_kwargs)
+    except CaptureError as exc:
+        if "no private network namespace" not in str(exc):
+            raise
+        reason = str(exc)
+    result = capture(model, logdir, **{**capture_kwargs, "host_tracer_level": 2})
+    _record_isolation(result.run_dir, "captured in this process at host tracer level 2 (no profiler server; "
+                      "shapes from the executed graph): the model could not be saved and reloaded for the "
+                      f"sandboxed capture process (custom objects?), and {reason}", True)
+    return result
 
 
 def capture_isolated(model, logdir, allow_unsafe: bool = False, allow_exposed_server: bool = False,
@@ -204,12 +222,7 @@ def capture_isolated(model, logdir, allow_unsafe: bool = False, allow_exposed_se
             return capture(model, logdir, **capture_kwargs)
         path = str(model) if isinstance(model, (str, os.PathLike)) else _saved_copy(model, scratch)
         if path is None:
-            kwargs = {**capture_kwargs, "host_tracer_level": 2}
-            result = capture(model, logdir, **kwargs)
-            _record_isolation(result.run_dir, "captured in this process at host tracer level 2 (no profiler "
-                                  "server; shapes from the executed graph): the model could not be saved and "
-                                  "reloaded for the sandboxed capture process (custom objects?)", True)
-            return result
+            return _capture_here(model, logdir, capture_kwargs)
         answer = run_capture_in_child(path, {**capture_kwargs, "logdir": str(logdir)},
                                       os.path.join(scratch, "answer.json"), allow_unsafe, allow_exposed_server)
         if "error" in answer:
