@@ -74,6 +74,18 @@ def resolve_device(device: str) -> str:
     return wanted
 
 
+@dataclass
+class _Run:
+    """What running the step under the profiler gave."""
+    concrete: object  # the traced ConcreteFunction (static shapes of every tensor)
+    run_metadata: object  # the executed partition graphs, from the first call
+    layer_scopes: dict
+    warm_times_us: list  # unprofiled steps after compilation
+    times_us: list  # the profiled steps
+    training: object  # train.TrainingSetup or None
+    before: set  # trace files that existed before the capture
+
+
 def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
             device: str = "CPU:0", host_tracer_level: int = 3, inter_op_threads: Optional[int] = 1,
             seed: int = 0, jit_compile: bool = False, train: bool = False, input_shape=None) -> CaptureResult:
@@ -88,73 +100,86 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     _check_arguments(model, train)
     threads = set_threading(inter_op_threads)
     tf = _import_tf()
-    from tensorflow.python.eager import context
     device_name = resolve_device(device)
     specs = input_specs(model, batch_size, input_shape)
-    by_name = isinstance(input_shape, dict)
-    limit = model.embedding_limit if isinstance(model, SavedModelRunner) else _embedding_limit(model)
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    saved, training = None, None
+    options = {"batch_size": batch_size, "steps": steps, "warmup": warmup, "host_tracer_level": host_tracer_level,
+               "jit_compile": jit_compile, "train": train, "seed": seed, "by_name": isinstance(input_shape, dict)}
     with tf.device(device_name):
-        inputs = synthetic_inputs(specs, limit, seed)
-        try:
-            if train:
-                saved = train_stage.snapshot(model)
-                step_fn, inputs, training = _training_step(model, specs, batch_size, inputs, seed, jit_compile,
-                                                           by_name)
-            else:
-                _build(model, specs, inputs, by_name)
-                step_fn = build_step_function(model, specs, jit_compile, by_name)
-            with recording_layer_scopes(model) as layer_scopes:
-                concrete = step_fn.get_concrete_function(*[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
-            # Partition graphs are only reported for the call that instantiates the function.
-            context.enable_run_metadata()
-            try:
-                _run_steps(step_fn, inputs, 1, first_step=-1)
-                run_metadata = context.export_run_metadata()
-            finally:
-                context.disable_run_metadata()
-            warm_times = _run_steps(step_fn, inputs, max(warmup, 1), first_step=-1 - max(warmup, 1))
-            step_time_us = statistics.median(warm_times)
-            before = {p for p in logdir.rglob("*.xplane.pb")}
-            if host_tracer_level == 3:
-                device_level = 1 if "GPU" in device_name else 0
-                times = _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_level)
-            else:
-                times = _trace_level2(logdir, step_fn, inputs, steps)
-        except (UsageError, CaptureError, ModelError):
-            raise
-        except Exception as exc:
-            what = "training" if train else "running"
-            raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {cause_of(exc)}") from None
-        finally:
-            train_stage.restore(saved)
-    new_files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in before)
+        run = _run_under_profiler(model, specs, logdir, device_name, options)
+    new_files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in run.before)
     if not new_files:
         raise CaptureError(f"{logdir}: the profiler wrote no trace")
     run_dir = new_files[0].parent
-    record = graph_record(run_metadata, concrete)
-    record["layer_scopes"] = layer_scopes
+    record = graph_record(run.run_metadata, run.concrete)
+    record["layer_scopes"] = run.layer_scopes
     _write_json(run_dir / GRAPH_FILE, record)
-    name = getattr(model, "name", "model")
-    server_note = profiler._SERVICE.note if (profiler._SERVICE is not None and host_tracer_level == 3) else ""
-    capture_info = {"model": name, "device": device_name, "batch_size": batch_size, "steps": steps,
-                    "profiler_server": server_note,
-                    "warmup": warmup, "host_tracer_level": host_tracer_level, "jit_compile": jit_compile,
-                    "inter_op_threads": threads, "step_wall_times_us": times,
-                    "tensorflow": tf.__version__}
-    if training is not None:
-        capture_info["training"] = training.describe()
-    if inter_op_threads and threads != inter_op_threads:
-        capture_info["capture_warnings"] = [
-            f"{threads or 'default'} inter-op threads, not the {inter_op_threads} asked for: TensorFlow had already "
+    info = _capture_info(model, device_name, options, threads, inter_op_threads, run, tf.__version__)
+    _write_json(run_dir / CAPTURE_FILE, info)
+    return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, run.times_us,
+                         device_name, batch_size, info["model"], threads, host_tracer_level, len(record["nodes"]),
+                         extra={"training": info["training"]} if "training" in info else {})
+
+
+def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: dict) -> _Run:
+    """Build the step, record its executed graph at the first call, warm up, then profile."""
+    tf = _import_tf()
+    from tensorflow.python.eager import context
+    limit = model.embedding_limit if isinstance(model, SavedModelRunner) else _embedding_limit(model)
+    inputs = synthetic_inputs(specs, limit, options["seed"])
+    saved, training, by_name = None, None, options["by_name"]
+    try:
+        if options["train"]:
+            saved = train_stage.snapshot(model)
+            step_fn, inputs, training = _training_step(model, specs, options["batch_size"], inputs,
+                                                       options["seed"], options["jit_compile"], by_name)
+        else:
+            _build(model, specs, inputs, by_name)
+            step_fn = build_step_function(model, specs, options["jit_compile"], by_name)
+        with recording_layer_scopes(model) as layer_scopes:
+            concrete = step_fn.get_concrete_function(*[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
+        # Partition graphs are only reported for the call that instantiates the function.
+        context.enable_run_metadata()
+        try:
+            _run_steps(step_fn, inputs, 1, first_step=-1)
+            run_metadata = context.export_run_metadata()
+        finally:
+            context.disable_run_metadata()
+        warmup = max(options["warmup"], 1)
+        warm_times = _run_steps(step_fn, inputs, warmup, first_step=-1 - warmup)
+        before = set(logdir.rglob("*.xplane.pb"))
+        if options["host_tracer_level"] == 3:
+            times = _trace_level3(logdir, step_fn, inputs, options["steps"], statistics.median(warm_times),
+                                  1 if "GPU" in device_name else 0)
+        else:
+            times = _trace_level2(logdir, step_fn, inputs, options["steps"])
+    except (UsageError, CaptureError, ModelError):
+        raise
+    except Exception as exc:
+        what = "training" if options["train"] else "running"
+        raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {cause_of(exc)}") from None
+    finally:
+        train_stage.restore(saved)
+    return _Run(concrete, run_metadata, layer_scopes, warm_times, times, training, before)
+
+
+def _capture_info(model, device_name: str, options: dict, threads, threads_asked, run: _Run, version: str) -> dict:
+    """traceflops_capture.json: what ran, how, and what the analysis must warn about."""
+    level = options["host_tracer_level"]
+    server_note = profiler._SERVICE.note if (profiler._SERVICE is not None and level == 3) else ""
+    info = {"model": getattr(model, "name", "model"), "device": device_name, "batch_size": options["batch_size"],
+            "steps": options["steps"], "profiler_server": server_note, "warmup": options["warmup"],
+            "host_tracer_level": level, "jit_compile": options["jit_compile"], "inter_op_threads": threads,
+            "step_wall_times_us": run.times_us, "tensorflow": version}
+    if run.training is not None:
+        info["training"] = run.training.describe()
+    if threads_asked and threads != threads_asked:
+        info["capture_warnings"] = [
+            f"{threads or 'default'} inter-op threads, not the {threads_asked} asked for: TensorFlow had already "
             "started in this process, so ops may have run at once and their times overlap (a fresh process, "
             "or traceflops.profile with a model file, sets it)"]
-    _write_json(run_dir / CAPTURE_FILE, capture_info)
-    return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
-                         device_name, batch_size, name, threads, host_tracer_level, len(record["nodes"]),
-                         extra={"training": training.describe()} if training is not None else {})
+    return info
 
 
 def _check_arguments(model, train: bool):
