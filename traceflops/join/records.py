@@ -65,25 +65,57 @@ def _format(specs) -> str:
     return ";".join("" if s is None else str(s) for s in specs)
 
 
+def _key_codes(values: pd.Series):
+    """(codes, texts) of one key column: strings, with anything missing or not a string as ""
+    (program_id keeps its numbers, NaN as a group of its own)."""
+    if values.name == "program_id":
+        codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=False)
+        return codes, np.asarray(uniques, dtype=float)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, categories = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, categories = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = np.array([_text(c) for c in categories] + [""], dtype=object)
+    return np.where(codes < 0, len(texts) - 1, codes), texts
+
+
+def _group_ids(frame: pd.DataFrame, keys: list):
+    """Group id of every row (in order of first appearance) and the key values of every group."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    decoded = []
+    for key in keys:
+        codes, texts = _key_codes(frame[key])
+        # Text keys that are equal once decoded ("" and NaN) share a code.
+        canon, uniques = pd.factorize(texts.astype(str), sort=False) if texts.dtype == object else (None, None)
+        if canon is not None:
+            codes, texts = canon[codes], np.asarray(uniques, dtype=object)
+        combined, _ = pd.factorize(combined * (len(texts) + 1) + codes, sort=False)
+        decoded.append((key, codes, texts))
+    return combined, decoded
+
+
 def _timed_groups(events: pd.DataFrame, keys: list, time_column: str, first: tuple = (),
                   sums: tuple = ()) -> pd.DataFrame:
     """Group events by `keys`: occurrences and total/min/max time in picoseconds, the first value
-    of each `first` column, and the sum of each `sums` column (NaN when any value is missing)."""
-    frame = events[keys + [time_column, *first]].copy()
-    for key in keys:
-        if key != "program_id":
-            frame[key] = frame[key].astype(object).map(_text)
+    of each `first` column, and the sum of each `sums` column (NaN when any value is missing).
+    Groups come in order of first appearance; text keys are strings ("" where missing)."""
+    ids, decoded = _group_ids(events, keys)
+    frame = pd.DataFrame({"_group": ids, time_column: events[time_column].to_numpy()})
+    for column in first:
+        frame[column] = events[column].to_numpy()
     for column in sums:
-        frame[column] = events[column]
-        frame[column + "_missing"] = events[column].isna()
-    grouped = frame.groupby(keys, sort=False, dropna=False)
+        frame[column] = events[column].to_numpy()
+        frame[column + "_missing"] = events[column].isna().to_numpy()
     aggregations = {"occurrences": (time_column, "size"), "total_ps": (time_column, "sum"),
                     "min_ps": (time_column, "min"), "max_ps": (time_column, "max")}
     aggregations.update({column: (column, "first") for column in first})
     for column in sums:
         aggregations[column] = (column, "sum")
         aggregations[column + "_missing"] = (column + "_missing", "any")
-    table = grouped.agg(**aggregations).reset_index()
+    table = frame.groupby("_group", sort=True).agg(**aggregations).reset_index(drop=True)
+    _, first_rows = np.unique(ids, return_index=True)
+    for position, (key, codes, texts) in enumerate(decoded):
+        table.insert(position, key, texts[codes[first_rows]] if len(first_rows) else texts[:0])
     for column in sums:
         table.loc[table[column + "_missing"], column] = np.nan
     return table
