@@ -28,6 +28,7 @@ import pandas as pd
 from .errors import TraceError, UsageError
 from .trace import Trace
 
+CONNECT_TIMEOUT_S = 30  # how long to wait for the Dask scheduler
 _URL_PREFIX = ("s3://", "gs://", "gcs://", "file://", "az://", "abfs://", "memory://", "http://", "https://")
 
 
@@ -185,7 +186,7 @@ def price_dask(files: list, graph_record, steps, scheduler: str, storage_options
     except ImportError:
         raise UsageError("--scheduler needs Dask: pip install -e \".[dask]\"") from None
     try:
-        client = Client(scheduler, timeout=30, set_as_default=False)
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise UsageError(f"{scheduler}: cannot reach the Dask scheduler ({type(exc).__name__}: {exc})") from None
     with client:
