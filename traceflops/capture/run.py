@@ -121,6 +121,8 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                     "profiler_server": server_note,
                     "warmup": warmup, "host_tracer_level": host_tracer_level, "jit_compile": jit_compile,
                     "inter_op_threads": threads, "step_wall_times_us": times,
+                    # The warm-up calls after the first (compiling) one, timed the same way without the profiler.
+                    "unprofiled_step_wall_times_us": warm_times,
                     "tensorflow": tf.__version__}
     _write_json(run_dir / CAPTURE_FILE, capture_info)
     return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
