@@ -122,19 +122,18 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
         from .errors import ModelError
         raise ModelError(f"{model}: no such file or directory")
-    ceilings = None
-    if roofline:
-        from .roofline import peaks
-        # Measured once per machine, device and TensorFlow version, then cached.
-        ceilings = peaks.get_ceilings(capture.resolve_device(device).replace("/device:", ""),
-                                      refresh=refresh_ceilings)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".traceflops-staging-"))
     try:
         captured = capture.capture_isolated(
             model, staging / "logdir", allow_unsafe=allow_unsafe, allow_exposed_server=expose_profiler_port,
             batch_size=batch_size, steps=steps, warmup=warmup, device=device,
             host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile)
-        if ceilings is not None:
+        if roofline:
+            from .roofline import peaks
+            # Measured once per machine, device and TensorFlow version, then cached. Looked up after the
+            # capture, which resolved the device: a cached lookup needs no TensorFlow in this process
+            # (the capture child imports it; importing it here too cost a second import).
+            ceilings = peaks.get_ceilings(captured.device.replace("/device:", ""), refresh=refresh_ceilings)
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))
         result = analyze(captured.run_dir, steps=steps, threshold=threshold)
