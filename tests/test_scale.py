@@ -111,3 +111,19 @@ def test_unreachable_scheduler_is_one_line(logdir, capsys, monkeypatch):
     code = cli.main(["analyze", str(logdir), "--scheduler", f"tcp://127.0.0.1:{port}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Dask scheduler" in err[0]
+
+
+def test_hosts_table_mfu_and_report_section(logdir, tmp_path):
+    ceilings = {"device": "CPU:0", "peak_gflops_per_s": {"float32": 100.0}, "bandwidth_gbytes_per_s": 30.0}
+    result = api.analyze(logdir, ceilings=ceilings)
+    hosts = result.extra_tables["hosts"]
+    assert (hosts["mfu"] - hosts["gflops_per_s"] / 100.0).abs().max() < 1e-12
+    assert abs(float(hosts["step_time_skew"].abs().min())) < 1e-12  # the median host itself
+    result.write(tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="hosts"' in page and f"Straggler: {result.summary['straggler']['host']}" in page
+
+
+def test_single_host_has_no_hosts_table(logdir):
+    result = api.analyze(logdir / "worker-0.xplane.pb")
+    assert "hosts" not in result.extra_tables and "straggler" not in result.summary

@@ -219,6 +219,13 @@ def _image_tag(png_path) -> str:
             f'src="data:image/png;base64,{encoded}">')
 
 
+HOST_COLUMNS = [
+    ("host", "host", "text"), ("steps", "steps", "int"), ("median_step_time_us", "median step us", "float"),
+    ("step_time_skew", "skew vs median host", "percent"), ("flops_per_step", "FLOPs/step", "int"),
+    ("gflops_per_s", "GFLOP/s", "float"), ("mfu", "MFU", "percent"),
+]
+
+
 def _hosts_section(hosts: Optional[pd.DataFrame], summary: dict) -> str:
     """The per-host section of a multi-host trace (join/hosts.py), naming the straggler."""
     if hosts is None or hosts.empty:
@@ -228,7 +235,7 @@ def _hosts_section(hosts: Optional[pd.DataFrame], summary: dict) -> str:
             f'{slow["step_time_skew"]:+.1%} against the median host).</p>') if slow else ""
     return f"""<section id="hosts"><h2>Hosts</h2>
 {note}
-{_table(hosts, list(hosts.columns), "host-table")}
+{_table(hosts, HOST_COLUMNS, "host-table")}
 </section>
 """
 
