@@ -127,3 +127,18 @@ def test_hosts_table_mfu_and_report_section(logdir, tmp_path):
 def test_single_host_has_no_hosts_table(logdir):
     result = api.analyze(logdir / "worker-0.xplane.pb")
     assert "hosts" not in result.extra_tables and "straggler" not in result.summary
+
+
+@pytest.mark.dask
+def test_bad_s3_objects_are_one_line_errors(s3, tmp_path):
+    from traceflops.errors import TraceError
+    url, options = s3
+    bucket = url.rsplit("/", 1)[0]
+    with pytest.raises(TraceError, match=r"s3://traces/logdir/run/missing\.xplane\.pb: cannot read"):
+        api.analyze(f"{bucket}/missing.xplane.pb", storage_options=options)
+    import boto3
+    client = boto3.client("s3", endpoint_url=options["client_kwargs"]["endpoint_url"], aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    client.put_object(Bucket="traces", Key="junk/run/bad.xplane.pb", Body=b"\x0a\x05junk!")
+    with pytest.raises(TraceError, match=r"^s3://traces/junk/run/bad\.xplane\.pb: "):
+        api.analyze("s3://traces/junk", storage_options=options)

@@ -56,14 +56,18 @@ def _fsspec():
     return fsspec
 
 
+def _short(exc) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
 def read_url(url: str, storage_options: Optional[dict] = None) -> bytes:
     """The bytes of one file named by an fsspec URL (read where this runs: a worker)."""
     fsspec = _fsspec()
     try:
         with fsspec.open(url, "rb", **(storage_options or {})) as handle:
             data = handle.read()
-    except (OSError, ValueError, ImportError) as exc:
-        raise TraceError(f"{url}: cannot read the trace ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # fsspec backends raise their own errors (botocore's, aiohttp's...)
+        raise TraceError(f"{url}: cannot read the trace ({type(exc).__name__}: {_short(exc)})") from None
     if not data:
         raise TraceError(f"{url}: the file is empty")
     return data
@@ -77,8 +81,8 @@ def find_url_files(url: str, storage_options: Optional[dict] = None) -> list:
     try:
         fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
         found = sorted(p for p in fs.find(root) if p.endswith(".xplane.pb"))
-    except (OSError, ValueError, ImportError) as exc:
-        raise TraceError(f"{url}: cannot list the trace files ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # fsspec backends raise their own errors
+        raise TraceError(f"{url}: cannot list the trace files ({type(exc).__name__}: {_short(exc)})") from None
     if not found:
         raise TraceError(f"{url}: no *.xplane.pb trace found under this URL")
     newest = max(p.rsplit("/", 1)[0] for p in found)
@@ -97,8 +101,13 @@ def price_file(path, graph_record: Optional[dict] = None, steps: Optional[int] =
     from .trace.files import _read_view
     url = is_url(path)
     data = read_url(path, storage_options) if url else None
-    trace = _combine([_parse_file(path, data)])
+    try:
+        part = _parse_file(path, data)
+    except TraceError as exc:  # name the URL as given, not as a local path (`s3:/bucket/...`)
+        raise TraceError(str(exc).replace(str(Path(path)), str(path)) if url else str(exc)) from None
     del data
+    trace = _combine([part])
+    del part
     if url:  # the property reads HLO modules from paths: read them from the URL, and only if XLA work needs them
         fields = {f: getattr(trace, f) for f in Trace.__dataclass_fields__}
         fields["paths"] = [path]
