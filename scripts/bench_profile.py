@@ -10,7 +10,7 @@ Runs, alternately and each in its own process (default model: the bundled exampl
   `traceflops peaks`; the capture runs in its sandboxed child process, which imports TensorFlow);
 - plain: `python -c PLAIN MODEL CALLS BATCH`: import TensorFlow and Keras, load the model, and call it
   as one `tf.function` CALLS times (what the capture calls: 1 instantiating call, W warm-up calls,
-  S profiled calls and 2 spares), waiting for each result.
+  S profiled calls and 2 spares, W unprofiled calls after the trace), waiting for each result.
 
 Prints per run the wall seconds and peak RSS, the medians, the ratio ours/plain, and from ours'
 summary the profiler overhead (median profiled call / median unprofiled warm-up call, same run).
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    calls = 1 + max(args.warmup, 1) + args.steps + 2
+    calls = 1 + 2 * max(args.warmup, 1) + args.steps + 2
     ours = [sys.executable, "-m", "traceflops", "profile", args.model, "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--json"]
     plain = [sys.executable, "-c", PLAIN, args.model, str(calls), str(args.batch_size)]

@@ -104,6 +104,9 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                 times = _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_level)
             else:
                 times = _trace_level2(logdir, step_fn, inputs, steps)
+            # As many unprofiled calls again, now warm for sure: with the later warm-up calls they are the
+            # baseline of the profiler's overhead (summary: profiler_overhead).
+            unprofiled = warm_times[1:] + _run_steps(step_fn, inputs, max(warmup, 1), first_step=-1000)
         except (UsageError, CaptureError):
             raise
         except Exception as exc:
@@ -121,8 +124,8 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
                     "profiler_server": server_note,
                     "warmup": warmup, "host_tracer_level": host_tracer_level, "jit_compile": jit_compile,
                     "inter_op_threads": threads, "step_wall_times_us": times,
-                    # The warm-up calls after the first (compiling) one, timed the same way without the profiler.
-                    "unprofiled_step_wall_times_us": warm_times,
+                    # Calls timed the same way without the profiler (warm-up after the first, and after the trace).
+                    "unprofiled_step_wall_times_us": unprofiled,
                     "tensorflow": tf.__version__}
     _write_json(run_dir / CAPTURE_FILE, capture_info)
     return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, times,
