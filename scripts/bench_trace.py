@@ -17,8 +17,12 @@ a child process too: Linux records in a child's ru_maxrss the peak of the
 process it was started from (exec keeps the old address space's high-water
 mark), so this process stays small. Prints per tool the median seconds,
 events per second (all XEvents in the file) and median peak RSS, and the
-ratios ours / xprof. With `--hosts K` the run directory holds K files
-(different host names) and both tools read all of them.
+ratios ours / xprof. The peak of the whole process tree (sum of the RSS of
+the child and its descendants: our worker processes) is sampled every 50 ms.
+With `--hosts K` the run directory holds K files (different host names) and
+both tools read all of them. `--out` adds a run of ours writing every output
+file; `--no-xprof` times ours alone (the bounded-memory run: `--hosts 5
+--no-xprof` is 10M op events).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,20 +65,54 @@ XPROF = (
 )
 
 
+def _tree_rss(pid: int) -> int:
+    """RSS in bytes of a process and all its descendants now (0 where it is gone), read from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier and child not in tree]
+        tree.update(frontier)
+    total = 0
+    for member in tree:
+        try:
+            with open(f"/proc/{member}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def _sample_tree(pid: int, peak: list, done: threading.Event) -> None:
+    while not done.wait(0.05):
+        peak[0] = max(peak[0], _tree_rss(pid))
+
+
 def run_child(argv, cwd=None) -> tuple:
-    """(wall seconds, peak RSS in bytes, exit code) of one child process."""
+    """(wall seconds, peak RSS in bytes, exit code, sampled peak RSS of the whole process tree) of one child."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, env=env)
+    peak, done = [0], threading.Event()
+    sampler = threading.Thread(target=_sample_tree, args=(proc.pid, peak, done), daemon=True)
+    sampler.start()
     # Read stderr while waiting so a chatty child never blocks on a full pipe.
     err = proc.stderr.read()
+    done.set()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
         raise SystemExit(f"{argv[:4]} failed with exit code {proc.returncode}: {' | '.join(tail)}")
-    return wall, usage.ru_maxrss * 1024, proc.returncode
+    return wall, usage.ru_maxrss * 1024, proc.returncode, max(peak[0], usage.ru_maxrss * 1024)
 
 
 def clean(run_dir: Path, keep) -> None:
@@ -101,12 +140,30 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}"
 
 
+def report(results: dict, events: int) -> None:
+    """Medians per tool and the ratios of ours (and ours+out) to xprof."""
+    print()
+    print(f"{'tool':8s} {'median s':>9s} {'events/s':>12s} {'peak RSS MiB':>13s} {'tree MiB':>9s}")
+    medians = {}
+    for name, runs in results.items():
+        wall, rss, tree = (statistics.median(run[i] for run in runs) for i in range(3))
+        medians[name] = (wall, rss, tree)
+        print(f"{name:8s} {wall:9.2f} {events / wall:12,.0f} {rss / 2**20:13.0f} {tree / 2**20:9.0f}")
+    if "xprof" in medians:
+        for name in (n for n in medians if n != "xprof"):
+            print(f"ratio {name}/xprof: time {medians[name][0] / medians['xprof'][0]:.2f}, "
+                  f"memory {medians[name][1] / medians['xprof'][1]:.2f} "
+                  f"(process trees {medians[name][2] / medians['xprof'][2]:.2f})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000, help="op events per host (default 2,000,000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each tool (default 3)")
     parser.add_argument("--hosts", type=int, default=1, help="trace files in the run directory (default 1)")
     parser.add_argument("--keep", metavar="DIR", help="write the trace here and keep it")
+    parser.add_argument("--out", action="store_true", help="also time ours with --out (writes every output file)")
+    parser.add_argument("--no-xprof", action="store_true", help="time ours only (e.g. a 10M-event bounded-memory run)")
     args = parser.parse_args(argv)
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="traceflops-bench-"))
@@ -127,26 +184,23 @@ def main(argv=None) -> int:
         xprof_cmd = [sys.executable, "-c", XPROF, *map(str, files)]
         print(f"ours:  {' '.join(ours_cmd)}")
         print("xprof: xspace_to_tools_data([...], 'framework_op_stats', {'use_saved_result': False})")
-        results = {"ours": [], "xprof": []}
+        tools = [("ours", ours_cmd)]
+        if args.out:
+            tools.append(("ours+out", ours_cmd[:-1] + ["--out", str(work / "out")]))
+            print(f"ours+out: the same with --out {work / 'out'}")
+        if not args.no_xprof:
+            tools.append(("xprof", xprof_cmd))
+        results = {name: [] for name, _ in tools}
         keep = set(files)
         for repeat in range(max(1, args.repeats)):
-            for name, cmd in (("ours", ours_cmd), ("xprof", xprof_cmd)):
+            for name, cmd in tools:
                 clean(run_dir, keep)
-                wall, rss, _ = run_child(cmd, cwd=str(REPO))
-                results[name].append((wall, rss))
-                print(f"  run {repeat + 1} {name:5s} {wall:6.2f} s  peak RSS {rss / 2**20:7.0f} MiB", flush=True)
+                wall, rss, _, tree = run_child(cmd, cwd=str(REPO))
+                results[name].append((wall, rss, tree))
+                print(f"  run {repeat + 1} {name:8s} {wall:6.2f} s  peak RSS {rss / 2**20:7.0f} MiB"
+                      f"  process tree {tree / 2**20:7.0f} MiB", flush=True)
         clean(run_dir, keep)
-        print()
-        print(f"{'tool':6s} {'median s':>9s} {'events/s':>12s} {'peak RSS MiB':>13s}")
-        medians = {}
-        for name, runs in results.items():
-            wall = statistics.median(w for w, _ in runs)
-            rss = statistics.median(r for _, r in runs)
-            medians[name] = (wall, rss)
-            print(f"{name:6s} {wall:9.2f} {events / wall:12,.0f} {rss / 2**20:13.0f}")
-        time_ratio = medians["ours"][0] / medians["xprof"][0]
-        memory_ratio = medians["ours"][1] / medians["xprof"][1]
-        print(f"ratio ours/xprof: time {time_ratio:.2f}, memory {memory_ratio:.2f}")
+        report(results, events)
         return 0
     finally:
         if not args.keep:

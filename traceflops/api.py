@@ -21,14 +21,14 @@ from typing import Optional
 
 import pandas as pd
 
-from . import report
+from . import report, scale
 from .capture.options import validate_capture_options
 from .graph import ExecutedGraph
-from .join import join, primary_device
+from .join import apply_peak, join, join_records, primary_device
 from .report.outputs import ensure_writable_dir, publish, write_outputs
 from .roofline import layer_rollup
 from .roofline.ceilings import CEILINGS_FILE, apply_ceilings, choose_ceilings, no_ceilings_warning
-from .trace import Trace, find_trace_files, load_trace
+from .trace import Trace, load_trace
 
 __all__ = ["Result", "analyze", "profile", "ensure_writable_dir"]
 GRAPH_FILE = "traceflops_graph.json"
@@ -72,31 +72,47 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
-            measure_ceilings: bool = False, threshold: float = 0.5) -> Result:
-    """Analyse a trace recorded earlier: a logdir, a run directory or one `.xplane.pb`.
+            measure_ceilings: bool = False, threshold: float = 0.5, scheduler: Optional[str] = None,
+            storage_options: Optional[dict] = None) -> Result:
+    """Analyse a trace recorded earlier: a logdir, a run directory or one `.xplane.pb` (or a list of
+    them; fsspec URLs such as `s3://bucket/logdir` too).
 
+    Several files are parsed and priced one at a time in worker processes, or with `scheduler`
+    (a Dask scheduler's address) as tasks on that cluster (`scale.py`); the tables are combined here.
     The roofline uses, first found: `ceilings` given here; the ceilings stored
     beside the trace by `profile`; with `measure_ceilings`, this machine's
     measured (cached) CPU ceilings; for GPUs, the trace's device planes.
     Without any, no roofline columns are added and the summary says why.
     """
-    files = find_trace_files(path)
-    trace = load_trace(files)
-    run_dir = files[0].parent
-    capture_info = _read_json(run_dir / CAPTURE_FILE) or {}
-    graph_record = _read_json(run_dir / GRAPH_FILE)
+    files = scale.local_files(path, storage_options)
+    run_dir = scale.run_dir_of(files)
+    capture_info = scale.read_side_json(run_dir, CAPTURE_FILE, storage_options) or {}
+    graph_record = scale.read_side_json(run_dir, GRAPH_FILE, storage_options)
     graph = ExecutedGraph.from_record(graph_record) if graph_record else None
     wanted = steps if steps is not None else capture_info.get("steps")
-    joined = join(trace, graph, wanted, capture_info, str(run_dir))
-    result = Result(joined.ops, joined.summary, trace, str(run_dir))
+    if scheduler is None and len(files) == 1 and not scale.is_url(files[0]):
+        trace = load_trace([Path(files[0])])
+        joined = join(trace, graph, wanted, capture_info, run_dir)
+    else:
+        parts = (scale.price_dask(files, graph_record, wanted, scheduler, storage_options) if scheduler
+                 else scale.price_local(files, graph_record, wanted, storage_options=storage_options))
+        records, step_rows, num_steps, trace, device_work = scale.combine_priced(parts)
+        joined = join_records(records, step_rows, num_steps, trace, graph, wanted, capture_info, run_dir,
+                              device_work)
+        joined.summary["events"] = sum(p.events for p in parts)
+    result = Result(joined.ops, joined.summary, trace, run_dir)
     if joined.kernels is not None:
         result.extra_tables.update(kernels=joined.kernels, memcpy=joined.memcpy)
-    by_device = choose_ceilings(set(result.ops["device"]), trace, run_dir, ceilings, measure_ceilings)
+    local_run = None if scale.is_url(run_dir) else run_dir
+    by_device = choose_ceilings(set(result.ops["device"]), trace, local_run or ".", ceilings, measure_ceilings)
     primary = primary_device(result.ops)
     if primary not in by_device:
         result.summary["warnings"].append(no_ceilings_warning(primary))
     else:
         result.ops, result.ceilings = apply_ceilings(result.ops, result.summary, by_device, threshold, primary)
+    if joined.hosts is not None:
+        peak = ((result.ceilings or {}).get("peak_gflops_per_s") or {}).get("float32")
+        result.extra_tables["hosts"] = apply_peak(joined.hosts, peak)
     return result
 
 
@@ -129,12 +145,6 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
         from .errors import ModelError
         raise ModelError(f"{model}: no such file or directory")
-    ceilings = None
-    if roofline:
-        from .roofline import peaks
-        # Measured once per machine, device and TensorFlow version, then cached.
-        ceilings = peaks.get_ceilings(capture.resolve_device(device).replace("/device:", ""),
-                                      refresh=refresh_ceilings)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".traceflops-staging-"))
     try:
         captured = capture.capture_isolated(
@@ -142,7 +152,12 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
             batch_size=batch_size, steps=steps, warmup=warmup, device=device,
             host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile,
             train=train, input_shape=input_shape)
-        if ceilings is not None:
+        if roofline:
+            from .roofline import peaks
+            # Measured once per machine, device and TensorFlow version, then cached. Looked up after the
+            # capture, which resolved the device: a cached lookup needs no TensorFlow in this process
+            # (the capture child imports it; importing it here too cost a second import).
+            ceilings = peaks.get_ceilings(captured.device.replace("/device:", ""), refresh=refresh_ceilings)
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))
         result = analyze(captured.run_dir, steps=steps, threshold=threshold)

@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(prof)
 
     ana = sub.add_parser("analyze", help="analyse a trace recorded elsewhere (logdir, run dir or .xplane.pb)")
-    ana.add_argument("path")
+    ana.add_argument("path", nargs="+", help="logdir, run directory, .xplane.pb, or an fsspec URL (s3://...); "
+                     "several: analysed together")
+    ana.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the per-file parse and pricing on this Dask scheduler (tcp://host:8786); "
+                          "needs the dask extra")
     ana.add_argument("--steps", type=int, default=None, help="analyse this many steps (default: all)")
     ana.add_argument("--measure-ceilings", action="store_true",
                      help="when the trace carries no ceilings, use this machine's measured CPU ceilings")
@@ -128,8 +132,9 @@ def _run(args) -> int:
     else:
         if args.out:
             api.ensure_writable_dir(args.out)
-        result = api.analyze(args.path, steps=args.steps, measure_ceilings=args.measure_ceilings,
-                             threshold=args.threshold)
+        path = args.path[0] if len(args.path) == 1 else args.path
+        result = api.analyze(path, steps=args.steps, measure_ceilings=args.measure_ceilings,
+                             threshold=args.threshold, scheduler=args.scheduler)
         if args.out:
             result.write(args.out)
     if args.json:

@@ -82,6 +82,7 @@ class _Run:
     layer_scopes: dict
     warm_times_us: list  # unprofiled steps after compilation
     times_us: list  # the profiled steps
+    unprofiled_us: list  # warm steps timed the same way without the profiler (profiler_overhead)
     training: object  # train.TrainingSetup or None
     before: set  # trace files that existed before the capture
 
@@ -154,6 +155,9 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
                                   1 if "GPU" in device_name else 0)
         else:
             times = _trace_level2(logdir, step_fn, inputs, options["steps"])
+        # As many unprofiled calls again, now warm for sure: with the later warm-up calls they are the
+        # baseline of the profiler's overhead (summary: profiler_overhead).
+        unprofiled = warm_times[1:] + _run_steps(step_fn, inputs, warmup, first_step=-1000)
     except (UsageError, CaptureError, ModelError):
         raise
     except Exception as exc:
@@ -161,7 +165,7 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
         raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {cause_of(exc)}") from None
     finally:
         train_stage.restore(saved)
-    return _Run(concrete, run_metadata, layer_scopes, warm_times, times, training, before)
+    return _Run(concrete, run_metadata, layer_scopes, warm_times, times, unprofiled, training, before)
 
 
 def _capture_info(model, device_name: str, options: dict, threads, threads_asked, run: _Run, version: str) -> dict:
@@ -171,7 +175,8 @@ def _capture_info(model, device_name: str, options: dict, threads, threads_asked
     info = {"model": getattr(model, "name", "model"), "device": device_name, "batch_size": options["batch_size"],
             "steps": options["steps"], "profiler_server": server_note, "warmup": options["warmup"],
             "host_tracer_level": level, "jit_compile": options["jit_compile"], "inter_op_threads": threads,
-            "step_wall_times_us": run.times_us, "tensorflow": version}
+            "step_wall_times_us": run.times_us, "unprofiled_step_wall_times_us": run.unprofiled_us,
+            "tensorflow": version}
     if run.training is not None:
         info["training"] = run.training.describe()
     if threads_asked and threads != threads_asked:

@@ -66,25 +66,70 @@ def _format(specs) -> str:
     return ";".join("" if s is None else str(s) for s in specs)
 
 
+def _key_codes(values: pd.Series):
+    """(codes, texts) of one key column: strings, with anything missing or not a string as ""
+    (program_id keeps its numbers, NaN as a group of its own)."""
+    if values.name == "program_id":
+        codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=False)
+        return codes, np.asarray(uniques, dtype=float)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, categories = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, categories = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = np.array([_text(c) for c in categories] + [""], dtype=object)
+    return np.where(codes < 0, len(texts) - 1, codes), texts
+
+
+def _group_ids(frame: pd.DataFrame, keys: list):
+    """Group id of every row (in order of first appearance) and the key values of every group."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    size = 1
+    decoded = []
+    for key in keys:
+        codes, texts = _key_codes(frame[key])
+        if texts.dtype == object:  # text keys that are equal once decoded ("" and NaN) share a code
+            canon, uniques = pd.factorize(texts.astype(str), sort=False)
+            codes, texts = canon[codes], np.asarray(uniques, dtype=object)
+        if size * (len(texts) + 1) >= 2 ** 62:  # keep the mixed-radix key in int64
+            combined, uniques = pd.factorize(combined, sort=False)
+            size = len(uniques)
+        combined = combined * (len(texts) + 1) + codes
+        size *= len(texts) + 1
+        decoded.append((key, codes, texts))
+    ids, uniques = pd.factorize(combined, sort=False)
+    return ids, len(uniques), decoded
+
+
+def _first_rows(ids: np.ndarray, count: int) -> np.ndarray:
+    """The first row of each group (ids number groups in order of first appearance)."""
+    first = np.empty(count, dtype=np.int64)
+    positions = np.arange(len(ids), dtype=np.int64)
+    first[ids[::-1]] = positions[::-1]  # the last write of a repeated index wins: the earliest row
+    return first
+
+
 def _timed_groups(events: pd.DataFrame, keys: list, time_column: str, first: tuple = (),
                   sums: tuple = ()) -> pd.DataFrame:
     """Group events by `keys`: occurrences and total/min/max time in picoseconds, the first value
-    of each `first` column, and the sum of each `sums` column (NaN when any value is missing)."""
-    frame = events[keys + [time_column, *first]].copy()
-    for key in keys:
-        if key != "program_id":
-            frame[key] = frame[key].astype(object).map(_text)
+    of each `first` column, and the sum of each `sums` column (NaN when any value is missing).
+    Groups come in order of first appearance; text keys are strings ("" where missing)."""
+    ids, count, decoded = _group_ids(events, keys)
+    frame = pd.DataFrame({"_group": ids, time_column: events[time_column].to_numpy()})
+    for column in first:
+        frame[column] = events[column].to_numpy()
     for column in sums:
-        frame[column] = events[column]
-        frame[column + "_missing"] = events[column].isna()
-    grouped = frame.groupby(keys, sort=False, dropna=False)
+        frame[column] = events[column].to_numpy()
+        frame[column + "_missing"] = events[column].isna().to_numpy()
     aggregations = {"occurrences": (time_column, "size"), "total_ps": (time_column, "sum"),
                     "min_ps": (time_column, "min"), "max_ps": (time_column, "max")}
     aggregations.update({column: (column, "first") for column in first})
     for column in sums:
         aggregations[column] = (column, "sum")
         aggregations[column + "_missing"] = (column + "_missing", "any")
-    table = grouped.agg(**aggregations).reset_index()
+    table = frame.groupby("_group", sort=True).agg(**aggregations).reset_index(drop=True)
+    first_rows = _first_rows(ids, count)
+    for position, (key, codes, texts) in enumerate(decoded):
+        table.insert(position, key, texts[codes[first_rows]] if len(first_rows) else texts[:0])
     for column in sums:
         table.loc[table[column + "_missing"], column] = np.nan
     return table
@@ -107,9 +152,14 @@ def _layers(graph) -> LayerIndex:
     return graph.layers if graph is not None else LayerIndex()
 
 
+_TF_KEYS = ["host", "op_name", "op_type", "plane", "shape"]
+_XLA_KEYS = ["host", "hlo_module", "op_name", "plane"]
+_MEMCPY_KEYS = ["host", "plane", "line", "name", "op_name", "op_type"]
+
+
 def tf_records(ops: pd.DataFrame, graph) -> list:
     """Host TF op executions grouped by (host, op, type, plane, recorded shapes), priced."""
-    groups = _timed_groups(ops, ["host", "op_name", "op_type", "plane", "shape"], "self_ps")
+    groups = _timed_groups(ops, _TF_KEYS, "self_ps")
     keys = [(g.op_name, g.op_type, g.shape or None) for g in groups.itertuples(index=False)]
     descriptions = describe_tf_ops(keys, graph)
     records = []
@@ -124,7 +174,7 @@ def tf_records(ops: pd.DataFrame, graph) -> list:
 
 def xla_records(xla: pd.DataFrame, index: HloIndex, layers: LayerIndex) -> list:
     """HLO instructions run on the host (XLA:CPU, a `jit_compile` function), priced from their HLO."""
-    groups = _timed_groups(xla, ["host", "hlo_module", "op_name", "plane"], "self_ps")
+    groups = _timed_groups(xla, _XLA_KEYS, "self_ps")
     records = []
     for group in groups.to_dict("records"):
         op = index.describe(None, group["hlo_module"], group["op_name"])
@@ -191,8 +241,7 @@ def memcpy_records(memcpys: pd.DataFrame) -> list:
     """Memory copies by (host, device, stream, kind, launching op); `total_bytes` sums the sizes in
     each event's `memcpy_details` (NaN when one is missing)."""
     memcpys = memcpys.assign(total_bytes=memcpys["memcpy_details"].map(_memcpy_size).astype("float64"))
-    keys = ["host", "plane", "line", "name", "op_name", "op_type"]
-    groups = _timed_groups(memcpys, keys, "duration_ps", sums=("total_bytes",))
+    groups = _timed_groups(memcpys, _MEMCPY_KEYS, "duration_ps", sums=("total_bytes",))
     records = []
     for group in groups.to_dict("records"):
         records.append({**_base("memcpy", group), "device": short_device("", group["plane"]),
@@ -202,26 +251,41 @@ def memcpy_records(memcpys: pd.DataFrame) -> list:
     return records
 
 
+def _kind_masks(kind: pd.Series) -> dict:
+    """{kind: boolean row mask} for the four kinds of work (compared on codes where categorical)."""
+    if isinstance(kind.dtype, pd.CategoricalDtype):
+        codes, categories = kind.cat.codes.to_numpy(), list(kind.cat.categories)
+        return {name: codes == (categories.index(name) if name in categories else -2)
+                for name in ("op", "xla", "kernel", "memcpy")}
+    values = kind.to_numpy()
+    return {name: values == name for name in ("op", "xla", "kernel", "memcpy")}
+
+
 def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[list]) -> pd.DataFrame:
     """All priced records of the events inside the chosen steps (all events when no steps).
 
     `hlo_modules`: the trace's HLO modules, or a callable giving them (read only when XLA work is present).
     """
-    work = events[events["kind"].isin(("op", "xla", "kernel", "memcpy"))]
+    is_kind = _kind_masks(events["kind"])
+    work = is_kind["op"] | is_kind["xla"] | is_kind["kernel"] | is_kind["memcpy"]
     if chosen:
-        host_work = work["kind"].isin(("op", "xla"))
+        host_work = is_kind["op"] | is_kind["xla"]
         # Device events are kept whole when the trace has no step marks on them.
-        in_steps = work["step"].isin(chosen)
-        device_stepped = (work.loc[~host_work, "step"] >= 0).any()
-        work = work[in_steps | (~host_work & (not device_stepped))]
-    kinds = work["kind"]
-    needs_hlo = kinds.isin(("xla",)).any() or (kinds.eq("kernel") & work["hlo_op"].notna()).any()
+        step = events["step"].to_numpy()
+        device_stepped = bool((step[work & ~host_work] >= 0).any())
+        work &= np.isin(step, chosen) | (~host_work & (not device_stepped))
+    masks = {name: work & is_kind[name] for name in ("op", "xla", "kernel", "memcpy")}
+    needs_hlo = masks["xla"].any() or (masks["kernel"] & events["hlo_op"].notna().to_numpy()).any()
     if needs_hlo and callable(hlo_modules):
         hlo_modules = hlo_modules()
     index = HloIndex(hlo_modules if needs_hlo else [])
-    records = (tf_records(work[kinds == "op"], graph) + xla_records(work[kinds == "xla"], index, _layers(graph))
-               + kernel_records(work[kinds == "kernel"], index, graph)
-               + memcpy_records(work[kinds == "memcpy"]))
+
+    def rows(name: str, columns: list) -> pd.DataFrame:  # only the columns a source groups and times
+        return events.loc[masks[name], columns]
+    records = (tf_records(rows("op", _TF_KEYS + ["self_ps"]), graph)
+               + xla_records(rows("xla", _XLA_KEYS + ["self_ps"]), index, _layers(graph))
+               + kernel_records(rows("kernel", _KERNEL_KEYS + ["duration_ps", "kernel_details"]), index, graph)
+               + memcpy_records(rows("memcpy", _MEMCPY_KEYS + ["duration_ps", "memcpy_details"])))
     frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
     for column in ("flops", "macs", "bytes"):
         frame[column] = pd.array(frame[column], dtype="Int64")

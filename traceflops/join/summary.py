@@ -105,6 +105,18 @@ def primary_device(ops: pd.DataFrame) -> str:
     return ops.groupby("device")["total_time_us"].sum().idxmax()
 
 
+def profiler_overhead(capture_info: dict) -> dict:
+    """Median wall time of the profiled calls / of the unprofiled warm-up calls after compilation (same
+    run, same timing); None for traces recorded elsewhere."""
+    profiled = capture_info.get("step_wall_times_us") or []
+    unprofiled = capture_info.get("unprofiled_step_wall_times_us") or []
+    if not profiled or not unprofiled:
+        return {"profiler_overhead": None}
+    with_profiler, without = statistics.median(profiled), statistics.median(unprofiled)
+    return {"profiler_overhead": with_profiler / without if without > 0 else None,
+            "profiled_step_wall_time_us": with_profiler, "unprofiled_step_wall_time_us": without}
+
+
 def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, trace, graph,
                   capture_info: dict, steps_wanted, run_dir: str) -> dict:
     """summary.json: what ran (capture info), the per-step figures, and the warnings."""
@@ -121,6 +133,7 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
         "inter_op_threads": capture_info.get("inter_op_threads"),
         "tensorflow": capture_info.get("tensorflow"),
         **({"training": capture_info["training"]} if capture_info.get("training") else {}),
+        **profiler_overhead(capture_info),
         "trace_files": list(trace.paths),
         "run_dir": run_dir,
         "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),

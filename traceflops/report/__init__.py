@@ -127,6 +127,13 @@ def summary_lines(summary: dict) -> str:
                        ("memory_bound_time_share", "time in memory-bound ops")):
         if summary.get(key) is not None:
             lines.append(f"{label:<26}{100 * summary[key]:.2f}%")
+    slow = summary.get("straggler")
+    if slow:
+        lines.append(f"straggler                 {slow['host']}: median step {_number(slow['median_step_time_us'], 4)}"
+                     f" µs, {100 * slow['step_time_skew']:+.1f}% against the median host (hosts.csv)")
+    if summary.get("profiler_overhead") is not None:
+        lines.append(f"profiler overhead         {summary['profiler_overhead']:.3f}x median step time, "
+                     "profiled / unprofiled")
     for warning in summary.get("warnings") or []:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)

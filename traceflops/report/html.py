@@ -220,8 +220,29 @@ def _image_tag(png_path) -> str:
             f'src="data:image/png;base64,{encoded}">')
 
 
-def render_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path) -> str:
-    """The report as one HTML string."""
+HOST_COLUMNS = [
+    ("host", "host", "text"), ("steps", "steps", "int"), ("median_step_time_us", "median step us", "float"),
+    ("step_time_skew", "skew vs median host", "percent"), ("flops_per_step", "FLOPs/step", "int"),
+    ("gflops_per_s", "GFLOP/s", "float"), ("mfu", "MFU", "percent"),
+]
+
+
+def _hosts_section(hosts: Optional[pd.DataFrame], summary: dict) -> str:
+    """The per-host section of a multi-host trace (join/hosts.py), naming the straggler."""
+    if hosts is None or hosts.empty:
+        return ""
+    slow = summary.get("straggler") or {}
+    note = (f'<p class="note">Straggler: {html.escape(str(slow["host"]))} (median step '
+            f'{slow["step_time_skew"]:+.1%} against the median host).</p>') if slow else ""
+    return f"""<section id="hosts"><h2>Hosts</h2>
+{note}
+{_table(hosts, HOST_COLUMNS, "host-table")}
+</section>
+"""
+
+
+def render_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path, hosts=None) -> str:
+    """The report as one HTML string (with `hosts`, the hosts table, a per-host section)."""
     table = ops if all(c in ops for c in ROOFLINE_COLUMNS) else apply_roofline(ops, ceilings)
     figures = model_figures(table, summary, ceilings)
     layers = layer_rollup(table, steps=summary.get("steps") or 1)
@@ -244,7 +265,7 @@ def render_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path) ->
 {_figure_list(_summary_items(summary, ceilings, figures))}
 <details><summary class="note">theoretical-peak assumptions</summary><ul class="note">{assumption_list}</ul></details>
 </section>
-<section id="roofline"><h2>Roofline</h2>
+{_hosts_section(hosts, summary)}<section id="roofline"><h2>Roofline</h2>
 {_image_tag(png_path)}
 <p class="note">Points: ops with known FLOPs and bytes; area by time share. Ceilings are measured through
 TensorFlow on this device (GEMM sweep and streaming add).</p>
@@ -262,8 +283,8 @@ TensorFlow on this device (GEMM sweep and streaming add).</p>
 """
 
 
-def write_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path, path) -> str:
+def write_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path, path, hosts=None) -> str:
     """Write the self-contained report to `path` (temp file in the same folder, then rename); returns it."""
-    text = render_report(ops, summary, ceilings, png_path)
+    text = render_report(ops, summary, ceilings, png_path, hosts)
     atomic_write_text(path, text)
     return str(path)

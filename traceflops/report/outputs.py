@@ -41,7 +41,7 @@ def write_outputs(result, out_dir) -> list:
         png = out / ROOFLINE_PNG
         plots.roofline_png(result.ops, result.ceilings, png, title=result.summary.get("model") or "")
         page = out / REPORT_HTML
-        html.write_report(result.ops, result.summary, result.ceilings, png, page)
+        html.write_report(result.ops, result.summary, result.ceilings, png, page, result.extra_tables.get("hosts"))
         written += [png, page]
     path = out / OPS_CSV
     write_ops_csv(result.ops, path)

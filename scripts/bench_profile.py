@@ -1,0 +1,101 @@
+"""Whole-process time of `traceflops profile` against a plain script that loads the model and runs
+the same number of calls, side by side; and the profiler's own overhead on the step time.
+
+    python scripts/bench_profile.py [--model PATH] [--steps 10] [--warmup 3] [--batch-size 1] [--repeats 3]
+
+Runs, alternately and each in its own process (default model: the bundled example CNN):
+
+- ours:  `python -m traceflops profile MODEL --steps S --warmup W --json` (the default: with the
+  roofline, from this machine's cached ceilings, measured once before the timed runs by
+  `traceflops peaks`; the capture runs in its sandboxed child process, which imports TensorFlow);
+- plain: `python -c PLAIN MODEL CALLS BATCH`: import TensorFlow and Keras, load the model, and call it
+  as one `tf.function` CALLS times (what the capture calls: 1 instantiating call, W warm-up calls,
+  S profiled calls and 2 spares, W unprofiled calls after the trace), waiting for each result.
+
+Prints per run the wall seconds and peak RSS, the medians, the ratio ours/plain, and from ours'
+summary the profiler overhead (median profiled call / median unprofiled warm-up call, same run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_trace import machine  # noqa: E402
+
+PLAIN = (
+    "import sys, numpy as np\n"
+    "import tensorflow as tf, keras\n"
+    "path, calls, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+    "model = keras.saving.load_model(path, compile=False)\n"
+    "shape = [batch] + [d or 1 for d in model.inputs[0].shape[1:]]\n"
+    "x = tf.constant(np.random.default_rng(0).random(shape, dtype=np.float32))\n"
+    "step = tf.function(lambda t: model(t, training=False))\n"
+    "for _ in range(calls):\n"
+    "    step(x).numpy()\n"
+)
+
+
+def run(argv) -> tuple:
+    """(wall seconds, peak RSS bytes of the child and its descendants' largest, stdout) of one child."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO), env=env)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise SystemExit(f"{argv[:4]} failed with exit code {proc.returncode}: {' | '.join(tail)}")
+    return wall, out.decode("utf-8", "replace")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(REPO / "traceflops" / "data" / "example_cnn.keras"))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    calls = 1 + 2 * max(args.warmup, 1) + args.steps + 2
+    ours = [sys.executable, "-m", "traceflops", "profile", args.model, "--steps", str(args.steps),
+            "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--json"]
+    plain = [sys.executable, "-c", PLAIN, args.model, str(calls), str(args.batch_size)]
+    print(f"machine: {machine()}")
+    run([sys.executable, "-m", "traceflops", "peaks"])  # fills the ceilings cache: not timed
+    print(f"ours:  {' '.join(ours[1:])}")
+    print(f"plain: load {Path(args.model).name}, {calls} calls of one tf.function")
+    walls = {"ours": [], "plain": []}
+    overheads = []
+    for repeat in range(max(1, args.repeats)):
+        for name, cmd in (("ours", ours), ("plain", plain)):
+            wall, out = run(cmd)
+            walls[name].append(wall)
+            line = f"  run {repeat + 1} {name:5s} {wall:6.2f} s"
+            if name == "ours":
+                summary = json.loads(out[out.index("{"):])
+                overheads.append(summary.get("profiler_overhead"))
+                line += (f"  profiler overhead {summary.get('profiler_overhead') or float('nan'):.3f}"
+                         f" ({summary.get('profiled_step_wall_time_us') or float('nan'):.0f} vs "
+                         f"{summary.get('unprofiled_step_wall_time_us') or float('nan'):.0f} µs per call)")
+            print(line, flush=True)
+    medians = {name: statistics.median(values) for name, values in walls.items()}
+    print()
+    for name, value in medians.items():
+        print(f"{name:6s} median {value:6.2f} s")
+    print(f"ratio ours/plain (whole process): {medians['ours'] / medians['plain']:.2f}")
+    known = [o for o in overheads if o is not None]
+    if known:
+        print(f"profiler overhead (median of runs): {statistics.median(known):.3f}x the unprofiled step time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
