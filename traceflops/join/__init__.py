@@ -18,6 +18,7 @@ from typing import Optional
 import pandas as pd
 
 from ..errors import TraceError
+from ..trace.xla_cpu import attribute_xla_time
 from .kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, apply_split, kernel_coverage, kernels_table, memcpy_table
 from .ops_table import OPS_COLUMNS, add_rates, ops_table
 from .records import RECORD_COLUMNS, build_records
@@ -44,10 +45,15 @@ def join(trace, graph=None, steps: Optional[int] = None, capture_info: Optional[
     if not events["kind"].isin(("op", "xla", "kernel")).any():
         raise TraceError(f"{', '.join(trace.paths)}: the trace holds no TensorFlow op, XLA or kernel events")
     chosen = select_steps(events, steps)
+    events, untimed_clusters = attribute_xla_time(events)
     records = apply_split(build_records(events, graph, lambda: trace.hlo_modules, chosen))
     ops = ops_table(records)
     step_rows = events[(events["kind"] == "step") & events["step"].isin(chosen)]
     summary = build_summary(ops, step_rows, len(chosen), trace, graph, capture_info or {}, steps, run_dir)
+    if untimed_clusters:
+        summary["warnings"].append(
+            f"XLA cluster(s) {', '.join(untimed_clusters[:5])} ran without per-instruction events in the "
+            "trace: their time stays on the call op's row, and its FLOPs are not split per instruction")
     joined = Joined(ops, summary, records)
     if events["kind"].isin(("kernel", "memcpy")).any():
         joined.kernels, joined.memcpy = kernels_table(records), memcpy_table(records)
