@@ -16,6 +16,13 @@ import traceflops
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 TRACES = REPO / "traces"
+
+
+def _zero_flop_rows(frozen: pd.DataFrame):
+    return (pd.to_numeric(frozen["flops"], errors="coerce") == 0).to_numpy()
+
+
+_ZERO_FLOP_ROWS = _zero_flop_rows
 # Columns added since the freeze (name -> the issue that asked for it).
 NEW_COLUMNS = {}
 # Columns renamed since the freeze: old name -> new name.
@@ -27,6 +34,24 @@ CHANGED = {
                                  "`fusion:kLoop` (one record type, one spelling)", lambda v: str(v).split(":")[0]),
     ("ops.csv", "op_type"): ("issue 9: likewise for the ops rolled up from XLA kernels",
                              lambda v: str(v).split(":k")[0]),
+    # A third element, when present, picks the frozen rows whose value changed on purpose (not compared).
+    ("ops.csv", "above_ceiling"): ("issue 13: zero-FLOP ops are never flagged against a ceiling",
+                                   lambda v: v, _ZERO_FLOP_ROWS),
+    ("ops.csv", "above_ceiling_kind"): (
+        "issue 13: zero-FLOP ops are never flagged; `compute` (a counting error) only above max(theoretical, "
+        "measured) x 1.10, `ceiling` between the peak x 1.05 and that line",
+        lambda v: "compute" if v == "ceiling" else v, _ZERO_FLOP_ROWS),
+}
+# Summary values that changed on purpose: key path -> (why, a function applied to both values).
+SUMMARY_VALUE_CHANGED = {
+    "warnings": ("issue 13: COUNTING ERROR? only above max(theoretical, measured) x 1.10, reworded; a model "
+                 "FLOPs utilization above 100% is never shown without its reason (a new warning)",
+                 lambda items: [w for w in items if not str(w).startswith(("COUNTING ERROR?",
+                                                                           "model FLOPs utilization"))]),
+    "roofline.above_ceiling_ops": (
+        "issue 13: zero-FLOP ops are never flagged; kind `ceiling` below the counting-error line",
+        lambda items: [dict(op, kind="compute" if op.get("kind") == "ceiling" else op.get("kind"))
+                       for op in items if op.get("gflops_per_s")]),
 }
 # Summary text that changed on purpose: (why, normalizer of a string value).
 SUMMARY_CHANGED = ("issue 9: summary entries name XLA kernels' ops as `fusion:kCustom` (see op_type above)",
@@ -73,7 +98,11 @@ def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
     for column in frozen.columns:
         a, b = frozen[column], now[column]
         if (name, column) in CHANGED:
-            normal = CHANGED[(name, column)][1]
+            entry = CHANGED[(name, column)]
+            if len(entry) > 2:
+                keep = ~entry[2](frozen)
+                a, b = a[keep].reset_index(drop=True), b[keep].reset_index(drop=True)
+            normal = entry[1]
             a, b = a.fillna("").map(normal), b.fillna("").map(normal)
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             a, b = a.astype(float).to_numpy(), b.astype(float).to_numpy()
@@ -88,6 +117,9 @@ def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
 def _same_value(frozen, now, where: str):
     """Equal JSON values: floats to 1e-9 relative (sums may run in another order), strings after
     the named normalization."""
+    if where in SUMMARY_VALUE_CHANGED:
+        normal = SUMMARY_VALUE_CHANGED[where][1]
+        frozen, now = normal(frozen), normal(now)
     if isinstance(frozen, dict):
         assert isinstance(now, dict) and set(frozen) == set(now), where
         for key in frozen:

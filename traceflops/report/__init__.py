@@ -114,7 +114,12 @@ def summary_lines(summary: dict) -> str:
     for key, label in (("model_flops_utilization", "model FLOPs utilization"),
                        ("memory_bound_time_share", "time in memory-bound ops")):
         if summary.get(key) is not None:
-            lines.append(f"{label:<26}{100 * summary[key]:.2f}%")
+            note = summary.get(key + "_note")
+            if key == "model_flops_utilization" and summary[key] > 1 and not note:
+                note = "above 100%: the ceiling is low or a count is too high"
+            lines.append(f"{label:<26}{100 * summary[key]:.2f}%" + (f" ({note})" if note else ""))
+    if summary.get("memory_roof_note"):
+        lines.append(f"{'memory roof':<26}{summary['memory_roof_note']}")
     for warning in summary.get("warnings") or []:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)

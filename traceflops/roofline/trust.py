@@ -1,0 +1,194 @@
+"""How far a measured ceiling can be trusted, and what to do when the ops say it is wrong.
+
+A compute ceiling measured while other work ran on the machine comes out low
+(47.65 GFLOP/s float32 cached where a quiet run gives 124-137), and every later
+profile then rated ops against it: false counting-error warnings, efficiencies
+and model FLOPs utilization far above 100%. So:
+
+* `machine_load()` / `load_between()` measure how much CPU other processes
+  used while the ceilings were measured; `confidence()` states it (high,
+  medium, low) from that load and the spread of the repeated trials;
+* `implausible()` says when a cached measurement must be measured again (low
+  confidence, far below the theoretical peak, no stated conditions);
+* `check_against_ops()` is the rule at analysis time: an op that beats the
+  measured ceiling but not the theoretical peak (or the measured one,
+  whichever is higher, by COUNTING_ERROR_MARGIN) proves the measured ceiling
+  low or stale: the roofline then uses the best achieved rate as the
+  ceiling and says so, with how to refresh it; only an op above the higher of
+  the two by the margin is a counting (or timing) error.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+# Above max(theoretical, measured) by this much an op's rate is a counting or timing error.
+COUNTING_ERROR_MARGIN = 1.10
+# Achieved above measured by this much (and below the error line) means the measured ceiling is low.
+LOW_CEILING_MARGIN = 1.05
+# Other processes using more than this share of the machine's CPUs make a measurement unreliable.
+BUSY_SHARE = 0.25
+QUIET_SHARE = 0.05
+# Best and median trial further apart than this: noisy.
+NOISY_SPREAD = 0.15
+# A cached float32 ceiling under this share of the theoretical peak is measured again (an order of
+# magnitude off: a ceiling merely low is caught by the ops that beat it, check_against_ops).
+IMPLAUSIBLE_SHARE = 0.10
+# An op must run at least this long in total to prove a ceiling low (short ops time noisily).
+MIN_PROOF_TIME_US = 50.0
+REFRESH_HINT = "refresh it on a quiet machine: `traceflops peaks --refresh` (or `profile --refresh-ceilings`)"
+
+
+def _cpu_ticks() -> Optional[tuple]:
+    """(busy, total) jiffies of the whole machine from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as stream:
+            fields = stream.readline().split()[1:]
+    except OSError:
+        return None
+    values = [int(v) for v in fields[:8]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
+def machine_load() -> dict:
+    """A snapshot to pass to `load_between` later: machine ticks, this process's CPU time, wall clock."""
+    times = os.times()
+    return {"ticks": _cpu_ticks(), "own_s": times.user + times.system, "wall": time.monotonic()}
+
+
+def load_between(before: dict, after: Optional[dict] = None) -> dict:
+    """Share of the machine's CPUs other processes used between two snapshots, and the load average."""
+    after = after or machine_load()
+    result = {"cpus": os.cpu_count() or 1, "wall_s": round(after["wall"] - before["wall"], 2),
+              "loadavg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+              "other_processes_cpu_share": None}
+    if before["ticks"] and after["ticks"]:
+        busy = after["ticks"][0] - before["ticks"][0]
+        total = after["ticks"][1] - before["ticks"][1]
+        hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        own = (after["own_s"] - before["own_s"]) * hertz
+        if total > 0:
+            result["other_processes_cpu_share"] = round(max(0.0, (busy - own) / total), 3)
+    return result
+
+
+def confidence(load: dict, spread: Optional[float]) -> tuple:
+    """('high' | 'medium' | 'low', why) from the others' CPU share and the trials' spread."""
+    share = load.get("other_processes_cpu_share")
+    reasons = []
+    level = "high"
+    if share is None:
+        level, reasons = "medium", ["the machine's load could not be read"]
+    elif share > BUSY_SHARE:
+        level = "low"
+        reasons.append(f"other processes used {share:.0%} of the CPUs while it was measured")
+    elif share > QUIET_SHARE:
+        level = "medium"
+        reasons.append(f"other processes used {share:.0%} of the CPUs")
+    if spread is not None and spread > NOISY_SPREAD:
+        level = "low" if level != "high" else "medium"
+        reasons.append(f"trials spread {spread:.0%} between best and median")
+    return level, "; ".join(reasons) or "quiet machine, trials agree"
+
+
+def implausible(measured: dict, theoretical_float32: Optional[float]) -> Optional[str]:
+    """Why a cached measurement must not be reused, or None."""
+    conditions = measured.get("measured", {}).get("conditions")
+    if not conditions:
+        return "it states no measuring conditions (written by an older traceflops)"
+    if conditions.get("confidence") == "low":
+        return f"it was measured with low confidence ({conditions.get('confidence_reason')})"
+    float32 = (measured.get("peak_gflops_per_s") or {}).get("float32")
+    if float32 and theoretical_float32 and float32 < IMPLAUSIBLE_SHARE * theoretical_float32:
+        return (f"its float32 ceiling {float32:.4g} GFLOP/s is under {IMPLAUSIBLE_SHARE:.0%} of the "
+                f"theoretical {theoretical_float32:.4g}")
+    return None
+
+
+def describe_age(written_at: Optional[float]) -> str:
+    if not written_at:
+        return "age unknown"
+    age = max(0.0, time.time() - written_at)
+    for unit, seconds in (("day", 86400), ("h", 3600), ("min", 60)):
+        if age >= seconds:
+            return f"measured {age / seconds:.0f} {unit}{'s' if unit == 'day' and age >= 2 * seconds else ''} ago"
+    return "measured just now"
+
+
+def _best_rates(ops: pd.DataFrame) -> dict:
+    """{dtype: (GFLOP/s, op_name)} of the fastest compute op per dtype that ran long enough to prove it."""
+    flops = pd.to_numeric(ops["flops"], errors="coerce").astype(float)
+    rate = pd.to_numeric(ops["gflops_per_s"], errors="coerce").astype(float)
+    time_us = pd.to_numeric(ops["total_time_us"], errors="coerce").astype(float)
+    usable = (flops > 0) & rate.notna() & (time_us >= MIN_PROOF_TIME_US)
+    best = {}
+    for dtype, part in ops[usable.to_numpy()].assign(_rate=rate[usable]).groupby(
+            ops.loc[usable.to_numpy(), "dtype"].fillna("").map(_canonical)):
+        top = part.loc[part["_rate"].idxmax()]
+        best[dtype] = (float(top["_rate"]), str(top["op_name"]))
+    return best
+
+
+def _canonical(dtype) -> str:
+    from ..graph.shapes import canonical_dtype
+    return canonical_dtype(str(dtype)) if dtype else "float32"
+
+
+def check_against_ops(ops: pd.DataFrame, ceilings: dict) -> tuple:
+    """(ceilings to rate the ops against, warnings, notes) for one device.
+
+    Where an op beats the measured ceiling of its dtype by LOW_CEILING_MARGIN but stays under the
+    counting-error line (max(theoretical, measured) x COUNTING_ERROR_MARGIN), the measured ceiling is
+    low: the returned ceilings use the op's rate instead, `ceilings["raised"]` says from what, and a
+    warning says how to refresh it."""
+    peaks = dict(ceilings.get("peak_gflops_per_s") or {})
+    theoretical = (ceilings.get("theoretical") or {}).get("peak_gflops_per_s") or {}
+    warnings, raised = [], {}
+    if not peaks or ceilings.get("source") not in (None, "measured"):
+        return ceilings, warnings, raised
+    for dtype, (rate, op_name) in _best_rates(ops).items():
+        measured = peaks.get(dtype) or peaks.get("float32")
+        if not measured or rate <= measured * LOW_CEILING_MARGIN:
+            continue
+        error_line = max(float(theoretical.get(dtype) or 0.0), measured) * COUNTING_ERROR_MARGIN
+        if rate > error_line:
+            continue  # a counting error: flagged by the roofline, not a low ceiling
+        raised[dtype] = {"measured": measured, "used": round(rate, 2), "op": op_name}
+        conditions = (ceilings.get("measured") or {}).get("conditions") or {}
+        when = describe_age(ceilings.get("written_at"))
+        how = f", {conditions['confidence']} confidence" if conditions.get("confidence") else ""
+        theory = f" (theoretical {theoretical[dtype]:.4g})" if theoretical.get(dtype) else ""
+        warnings.append(
+            f"the measured {dtype} ceiling looks low or stale: {measured:.4g} GFLOP/s ({when}{how}), but "
+            f"{op_name} ran at {rate:.4g} GFLOP/s{theory}; this is not a counting error. The roofline uses "
+            f"{rate:.4g} GFLOP/s instead; {REFRESH_HINT}")
+        peaks[dtype] = round(rate, 2)
+    if not raised:
+        return ceilings, warnings, raised
+    adjusted = dict(ceilings, peak_gflops_per_s=peaks, raised=raised)
+    return adjusted, warnings, raised
+
+
+def counting_error_line(ceilings: dict, dtype: str, peak: float) -> float:
+    """GFLOP/s above which an op of `dtype` is a counting or timing error."""
+    theoretical = ((ceilings.get("theoretical") or {}).get("peak_gflops_per_s") or {}).get(dtype)
+    measured = ((ceilings.get("raised") or {}).get(dtype) or {}).get("measured") or peak
+    return max(float(theoretical or 0.0), float(measured), float(peak)) * COUNTING_ERROR_MARGIN
+
+
+def mfu_note(mfu: Optional[float], raised: dict, source: Optional[str] = "measured") -> Optional[str]:
+    """Why a model FLOPs utilization above 100% is shown, or None when it is not above 100%."""
+    if mfu is None or not np.isfinite(mfu) or mfu <= 1.0:
+        return None
+    if source not in (None, "measured"):
+        return (f"above 100% of the {source} peak: a count is too high or times too short (or the device "
+                "ran above the clock its trace reports)")
+    if raised:
+        return "above 100%: the ceiling it is measured against was raised to the best op's rate and is still low"
+    return ("above 100%: the step did more FLOPs per second than the ceiling allows; the ceiling is low "
+            f"(measured under load?) or a count is too high; {REFRESH_HINT}")
