@@ -138,3 +138,12 @@ def test_cached_ceiling_a_third_of_measured_is_called_low_not_a_counting_error(t
     zero = result.ops[result.ops["flops"].astype("Float64") == 0]
     assert not zero["above_ceiling"].astype(bool).any()
     assert np.isfinite(result.summary["ceiling_trust"]["CPU:0"]["raised"]["float32"]["used"])
+
+
+def test_low_confidence_ceilings_are_named_in_the_warnings():
+    ops = _ops([("conv", 10_000_000, 1_000_000, 1_000.0)])
+    summary = _summary(10_000_000, 1_000.0)
+    ceilings = dict(_ceilings(100.0), measured={"conditions": {"confidence": "low",
+                                                               "confidence_reason": "other processes used 76%"}})
+    apply_ceilings(ops, summary, ceilings, 0.5, "CPU:0")
+    assert any("low confidence (other processes used 76%)" in w for w in summary["warnings"])

@@ -35,7 +35,7 @@ tr.above-ceiling td { background: #ffe0e0; }
 .caution { border: 1px solid #c90; background: #fffaf0; padding: 0.4em 1em; margin: 0.4em 0; }
 .info { border: 1px solid #69c; background: #f4f8ff; padding: 0.4em 1em; margin: 0.4em 0; }
 .overview { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-#key-figures { flex: 0 1 22em; font-size: 1.05em; }
+#key-figures { flex: 0 1 26em; font-size: 1.05em; } #key-figures dd { white-space: nowrap; }
 #roofline { flex: 1 1 34em; } #roofline img { max-height: 72vh; }
 dl.figures { display: grid; grid-template-columns: max-content auto; gap: 2px 1.2em; }
 dl.figures dt { font-weight: 600; } dl.figures dd { margin: 0; }

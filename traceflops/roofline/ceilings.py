@@ -89,6 +89,11 @@ def apply_ceilings(ops: pd.DataFrame, summary: dict, ceilings_by_device: dict, t
             checked, warnings, raised = check_against_ops(part, ceilings_by_device[device])
             ceilings_by_device[device] = checked
             trust_warnings += [f"{device}: {w}" for w in warnings]
+            conditions = (ceilings_by_device[device].get("measured") or {}).get("conditions") or {}
+            if conditions.get("confidence") == "low":
+                trust_warnings.append(
+                    f"{device}: the ceilings were measured with low confidence ({conditions.get('confidence_reason')})"
+                    "; efficiencies are rough, and the next run measures them again")
             if ceilings_by_device[device].get("remeasured_because"):
                 trust_warnings.append(f"{device}: the cached ceilings were measured again: "
                                       f"{ceilings_by_device[device]['remeasured_because']}")
