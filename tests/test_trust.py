@@ -147,3 +147,28 @@ def test_low_confidence_ceilings_are_named_in_the_warnings():
                                                                "confidence_reason": "other processes used 76%"}})
     apply_ceilings(ops, summary, ceilings, 0.5, "CPU:0")
     assert any("low confidence (other processes used 76%)" in w for w in summary["warnings"])
+
+
+def test_report_of_a_resnet_style_model_opens_on_figures_and_flags_no_zero_flop_op(tf_runtime, tmp_path,
+                                                                                    monkeypatch):
+    import keras
+    L = keras.layers
+    monkeypatch.setenv("TRACEFLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    _write_cache(20.0)  # low, so ops beat it: the report must still flag no zero-FLOP op
+    x = keras.Input((16, 16, 8))
+    stem = L.Conv2D(16, 3, padding="same", activation="relu")(x)
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(stem)))
+    y = L.Add()([L.Conv2D(16, 1)(y), stem])
+    model = keras.Model(x, L.Dense(4)(L.GlobalAveragePooling2D()(y)), name="res")
+    result = traceflops.profile(model, out=tmp_path / "out", batch_size=2, steps=2, warmup=1)
+    text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    first = text.index('id="key-figures"')
+    assert first < text.index('id="roofline-image"') < text.index('id="warnings"') < text.index('id="ops"')
+    assert 'class="warning"' not in text[:first] and 'class="caution"' not in text[:first]
+    zero = set(result.ops.loc[result.ops["flops"].astype("Float64") == 0, "op_name"])
+    assert zero  # ReadVariableOp, Reshape...: they exist, and appear in no warning
+    warnings_html = text[text.index('id="warnings"'):text.index('id="summary"')]
+    assert not any(name in warnings_html for name in zero)
+    for row in text.split("<tr")[1:]:
+        if any(f">{name}<" in row for name in zero):
+            assert "COUNTING" not in row and "above the" not in row and "above-ceiling" not in row
