@@ -92,3 +92,21 @@ def test_jit_compile_op_time_within_step_and_macs_equal_the_plain_run(tf_runtime
     assert ops["gflops_per_s"].astype(float).max() <= peak
     assert summary["macs_per_step"] == plain.summary["macs_per_step"] > 0
     assert summary["coverage"] == 1.0
+
+
+def test_cluster_without_instruction_events_is_priced_as_one_row(tf_runtime):
+    import dataclasses
+
+    import keras
+    from traceflops.join import join
+    run = traceflops.profile(res_model(keras), batch_size=2, steps=2, warmup=1, roofline=False,
+                             jit_compile=True)
+    trace = run.trace
+    bare = dataclasses.replace(trace, events=trace.events[trace.events["kind"] != "xla"].reset_index(drop=True),
+                               _hlo_modules=trace.hlo_modules)
+    joined = join(bare, None, 2)
+    call = joined.ops[joined.ops["op_type"].str.startswith("__inference_")].iloc[0]
+    assert call["flops_source"] == "xla" and "whole XLA cluster" in call["note"]
+    assert call["flops"] * call["occurrences"] / 2 == run.summary["flops_per_step"]
+    assert call["macs"] * call["occurrences"] / 2 == run.summary["macs_per_step"]
+    assert any("without per-instruction events" in w for w in joined.summary["warnings"])

@@ -95,6 +95,18 @@ def _until_next_on_line(starts: np.ndarray, ends: np.ndarray, lines: np.ndarray,
     return extended
 
 
+def untimed_calls(events: pd.DataFrame, module_names) -> list:
+    """Names of call ops that ran an XLA module (one of `module_names`: its name holds the function's)
+    while the trace holds no instruction event inside them."""
+    op_mask = (events["kind"] == "op").to_numpy()
+    if not op_mask.any():
+        return []
+    calls = events[op_mask & _is_call(events["op_type"])]
+    names = [m.lstrip("_") for m in module_names]
+    return sorted({str(row.op_name) for row in calls.itertuples(index=False)
+                   if any(str(row.op_type).lstrip("_") + "_" in m for m in names)})
+
+
 def attribute_xla_time(events: pd.DataFrame) -> tuple:
     """(events with XLA:CPU cluster times rewritten, names of call ops with no instruction events).
 
