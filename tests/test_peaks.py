@@ -186,7 +186,7 @@ def test_implausible_cache_is_measured_again_and_says_why(cache_env, counted_mea
 def test_cache_far_below_theoretical_is_measured_again(cache_env, counted_measure):
     path = peaks.get_ceilings("CPU:0")["cache_file"]
     theoretical = peaks.theoretical_cpu()["peak_gflops_per_s"]["float32"]
-    _edit_cache(path, ceilings__peak_gflops_per_s={"float32": round(theoretical * 0.1, 1)})
+    _edit_cache(path, ceilings__peak_gflops_per_s={"float32": round(theoretical * 0.05, 1)})
     again = peaks.get_ceilings("CPU:0")
     assert again["cached"] is False and "theoretical" in again["remeasured_because"]
 

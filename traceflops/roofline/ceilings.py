@@ -89,7 +89,9 @@ def apply_ceilings(ops: pd.DataFrame, summary: dict, ceilings_by_device: dict, t
             checked, warnings, raised = check_against_ops(part, ceilings_by_device[device])
             ceilings_by_device[device] = checked
             trust_warnings += [f"{device}: {w}" for w in warnings]
-            conditions = (ceilings_by_device[device].get("measured") or {}).get("conditions") or {}
+            measured = ceilings_by_device[device].get("measured")
+            conditions = measured.get("conditions") if isinstance(measured, dict) else None
+            conditions = conditions if isinstance(conditions, dict) else {}
             if conditions.get("confidence") == "low":
                 trust_warnings.append(
                     f"{device}: the ceilings were measured with low confidence ({conditions.get('confidence_reason')})"

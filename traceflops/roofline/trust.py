@@ -96,15 +96,22 @@ def confidence(load: dict, spread: Optional[float]) -> tuple:
     return level, "; ".join(reasons) or "quiet machine, trials agree"
 
 
+def _dict(value) -> dict:
+    """`value` when it is a dict, else {} (cache and ceilings files are user-editable JSON)."""
+    return value if isinstance(value, dict) else {}
+
+
 def implausible(measured: dict, theoretical_float32: Optional[float]) -> Optional[str]:
     """Why a cached measurement must not be reused, or None."""
-    conditions = measured.get("measured", {}).get("conditions")
+    conditions = _dict(_dict(measured.get("measured")).get("conditions"))
     if not conditions:
         return "it states no measuring conditions (written by an older traceflops)"
     if conditions.get("confidence") == "low":
         return f"it was measured with low confidence ({conditions.get('confidence_reason')})"
-    float32 = (measured.get("peak_gflops_per_s") or {}).get("float32")
-    if float32 and theoretical_float32 and float32 < IMPLAUSIBLE_SHARE * theoretical_float32:
+    float32 = _dict(measured.get("peak_gflops_per_s")).get("float32")
+    if not isinstance(float32, (int, float)) or float32 <= 0:
+        return "its float32 ceiling is missing or not a positive number"
+    if theoretical_float32 and float32 < IMPLAUSIBLE_SHARE * theoretical_float32:
         return (f"its float32 ceiling {float32:.4g} GFLOP/s is under {IMPLAUSIBLE_SHARE:.0%} of the "
                 f"theoretical {theoretical_float32:.4g}")
     return None
@@ -149,8 +156,8 @@ def check_against_ops(ops: pd.DataFrame, ceilings: dict) -> tuple:
     counting-error line (max(theoretical, measured) x COUNTING_ERROR_MARGIN), the measured ceiling is
     low: the returned ceilings use the op's rate instead, `ceilings["raised"]` says from what, and a
     warning says how to refresh it."""
-    peaks = dict(ceilings.get("peak_gflops_per_s") or {})
-    theoretical = (ceilings.get("theoretical") or {}).get("peak_gflops_per_s") or {}
+    peaks = dict(_dict(ceilings.get("peak_gflops_per_s")))
+    theoretical = _dict(_dict(ceilings.get("theoretical")).get("peak_gflops_per_s"))
     warnings, raised = [], {}
     if not peaks or ceilings.get("source") not in (None, "measured"):
         return ceilings, warnings, raised
@@ -163,7 +170,7 @@ def check_against_ops(ops: pd.DataFrame, ceilings: dict) -> tuple:
         if not measured or rate <= measured * LOW_CEILING_MARGIN:
             continue
         raised[dtype] = {"measured": measured, "used": round(rate, 2), "op": op_name}
-        conditions = (ceilings.get("measured") or {}).get("conditions") or {}
+        conditions = _dict(_dict(ceilings.get("measured")).get("conditions"))
         when = describe_age(ceilings.get("written_at"))
         how = f", {conditions['confidence']} confidence" if conditions.get("confidence") else ""
         theory = f" (theoretical {theoretical[dtype]:.4g})" if theoretical.get(dtype) else ""
@@ -180,8 +187,8 @@ def check_against_ops(ops: pd.DataFrame, ceilings: dict) -> tuple:
 
 def counting_error_line(ceilings: dict, dtype: str, peak: float) -> float:
     """GFLOP/s above which an op of `dtype` is a counting or timing error."""
-    theoretical = ((ceilings.get("theoretical") or {}).get("peak_gflops_per_s") or {}).get(dtype)
-    measured = ((ceilings.get("raised") or {}).get(dtype) or {}).get("measured") or peak
+    theoretical = _dict(_dict(ceilings.get("theoretical")).get("peak_gflops_per_s")).get(dtype)
+    measured = _dict(_dict(ceilings.get("raised")).get(dtype)).get("measured") or peak
     return max(float(theoretical or 0.0), float(measured), float(peak)) * COUNTING_ERROR_MARGIN
 
 
