@@ -436,7 +436,8 @@ def _cache_file(directory: Path, key: dict) -> Path:
 
 
 def _load_cached(path: Path, key: dict, measure_options: dict) -> Optional[dict]:
-    """The cache record (its "ceilings" the measurement) when the file is readable and made for this key and these options."""
+    """The cache record (its "ceilings" the measurement) when the file is readable and made for this
+    key and these options."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
