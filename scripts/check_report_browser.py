@@ -7,10 +7,15 @@ Builds a report from the hand-made ops table of the report tests (tests/samples.
 2. dumps the DOM of a copy with a test script added that clicks the op table's
    time header twice and records whether the rows came out ascending then
    descending, and whether the page fetched anything over http(s);
-3. takes a screenshot and checks it is not blank.
+3. takes a screenshot and checks it is not blank;
+4. in a 1280x800 window, checks the first screen shows the key figures and the
+   roofline image (both start above the fold, no warning box before them), and
+   that no op without FLOPs carries a ceiling flag.
+With `--report PATH` it runs checks 1 (image), 3 and 4 on an existing report
+(e.g. `traceflops profile --out DIR` wrote DIR/report.html) instead.
 Prints PASS or FAIL (with reasons) and exits non-zero on failure.
 
-Usage: python scripts/check_report_browser.py [--chromium PATH] [--keep DIR]
+Usage: python scripts/check_report_browser.py [--chromium PATH] [--keep DIR] [--report PATH]
 """
 from __future__ import annotations
 
@@ -70,6 +75,70 @@ window.addEventListener('load', function () {
 """
 
 
+FIRST_SCREEN_WINDOW = "--window-size=1280,800"
+FIRST_SCREEN_SCRIPT = """
+<script>
+window.addEventListener('load', function () {
+  var fold = window.innerHeight, problems = [];
+  var figures = document.getElementById('key-figures'), image = document.getElementById('roofline-image');
+  if (!figures || figures.getBoundingClientRect().top >= fold) { problems.push('key figures below the fold'); }
+  if (!image || image.getBoundingClientRect().top >= fold) { problems.push('roofline below the fold'); }
+  var boxes = document.querySelectorAll('.warning, .caution');
+  if (boxes.length && figures && boxes[0].getBoundingClientRect().top < figures.getBoundingClientRect().top) {
+    problems.push('a warning box comes before the figures');
+  }
+  var table = document.getElementById('op-table');
+  if (table) {
+    var heads = Array.prototype.map.call(table.tHead.rows[0].cells, function (c) { return c.title; });
+    var flops = heads.indexOf('flops'), flags = heads.indexOf('flags');
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      if (flops >= 0 && flags >= 0 && row.cells[flops].getAttribute('data-sort') === '0.0'
+          && /ceiling|peak|roof/i.test(row.cells[flags].textContent)) {
+        problems.push('zero-FLOP op flagged: ' + row.cells[0].textContent);
+      }
+    });
+  }
+  document.documentElement.setAttribute('data-first-screen', problems.length ? problems.join('; ') : 'ok');
+});
+</script>
+"""
+
+
+def check_first_screen(chromium: str, work: Path, report: Path, failures: list) -> None:
+    """Open a copy of `report` with FIRST_SCREEN_SCRIPT in a 1280x800 window; record what it found."""
+    copy = work / "report-first-screen.html"
+    copy.write_text(report.read_text(encoding="utf-8").replace("</body>", FIRST_SCREEN_SCRIPT + "</body>"),
+                    encoding="utf-8")
+    profile = work / "profile-first-screen"
+    profile.mkdir()
+    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")] + [FIRST_SCREEN_WINDOW]
+    result = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", copy.as_uri()],
+                            capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
+    (work / "dom-first-screen.html").write_text(result.stdout, encoding="utf-8")
+    found = re.search(r'<html[^>]*data-first-screen="([^"]*)"', result.stdout)
+    if not found:
+        failures.append("the first-screen check did not run")
+    elif found.group(1) != "ok":
+        failures.append("first screen: " + found.group(1))
+
+
+def check_existing(chromium: str, report: Path, work: Path) -> int:
+    failures: list = []
+    dom = run_chromium(chromium, work, "profile-dom", "--dump-dom", report.resolve().as_uri())
+    if not re.search(r'<html[^>]*data-roofline-image="loaded"', dom.stdout):
+        failures.append("roofline image did not decode")
+    screenshot = work / "screenshot.png"
+    run_chromium(chromium, work, "profile-shot", f"--screenshot={screenshot}", report.resolve().as_uri())
+    check_screenshot(screenshot, failures)
+    check_first_screen(chromium, work, report, failures)
+    if failures:
+        print("FAIL: " + "; ".join(failures))
+        return 1
+    print(f"PASS: {report} opened in {chromium}: roofline image decoded, screenshot not blank, the first "
+          "1280x800 screen shows the key figures and the roofline before any warning, no zero-FLOP op flagged")
+    return 0
+
+
 def find_chromium(explicit: str | None) -> str | None:
     if explicit:
         return explicit
@@ -124,6 +193,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", help="browser binary (default: chromium on PATH)")
     parser.add_argument("--keep", help="write the report, DOM dumps and screenshot here and keep them")
+    parser.add_argument("--report", help="check this existing report.html instead of a hand-made one")
     args = parser.parse_args(argv)
     chromium = find_chromium(args.chromium)
     if chromium is None:
@@ -132,6 +202,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="traceflops-browser-") as scratch:
         work = Path(args.keep) if args.keep else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
+        if args.report:
+            if not Path(args.report).is_file():
+                print(f"FAIL: {args.report}: no such report")
+                return 2
+            return check_existing(chromium, Path(args.report), work)
         ops = apply_roofline(report_ops(), CEILINGS)
         png = Path(roofline_png(ops, CEILINGS, work / "roofline.png", title="browser check"))
         report = Path(write_report(ops, SUMMARY, CEILINGS, png, work / "report.html"))
@@ -155,6 +230,7 @@ def main(argv=None) -> int:
         check_report_dom(dom.stdout, failures)
         check_sorter_dom(sorted_dom.stdout, failures)
         check_screenshot(screenshot, failures)
+        check_first_screen(chromium, work, report, failures)
         if failures:
             print("FAIL: " + "; ".join(failures))
             return 1

@@ -1,4 +1,4 @@
-import json, sys
+import sys
 from pathlib import Path
 sys.path.insert(0, ".")
 import traceflops

@@ -16,10 +16,28 @@ import traceflops
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 TRACES = REPO / "traces"
+
+
+def _zero_flop_rows(frozen: pd.DataFrame):
+    return (pd.to_numeric(frozen["flops"], errors="coerce") == 0).to_numpy()
+
+
+_ZERO_FLOP_ROWS = _zero_flop_rows
 # Columns added since the freeze (name -> the issue that asked for it).
-NEW_COLUMNS = {"phase": "issue 10: forward / backward / optimizer / loss_and_metrics of a training step"}
+# A (table, column) key names a column added to one table only; it is left out before comparing.
+NEW_COLUMNS = {
+    "phase": "issue 10: forward / backward / optimizer / loss_and_metrics of a training step",
+    ("kernels.csv", "bytes"): "issue 13: bytes per occurrence, as in every table (the total is total_bytes)",
+    ("memcpy.csv", "bytes"): "issue 13: bytes per occurrence, as in every table (the total is total_bytes)",
+}
 # Columns renamed since the freeze: old name -> new name.
-RENAMED = {}
+# A (table, old name) key renames in one table only.
+RENAMED = {
+    ("kernels.csv", "flops"): "total_flops",  # issue 13: totals are named total_*; flops is per occurrence
+    ("kernels.csv", "flops_per_occurrence"): "flops",  # issue 13: per occurrence is plain `flops` everywhere
+    ("kernels.csv", "bytes"): "total_bytes",  # issue 13: the total, named as one
+    ("memcpy.csv", "bytes"): "total_bytes",  # issue 13: the total, named as one
+}
 # Values whose spelling changed on purpose since the freeze: (table, column) -> (why, a function that
 # maps both the frozen and the new value to what must still agree).
 CHANGED = {
@@ -27,13 +45,28 @@ CHANGED = {
                                  "`fusion:kLoop` (one record type, one spelling)", lambda v: str(v).split(":")[0]),
     ("ops.csv", "op_type"): ("issue 9: likewise for the ops rolled up from XLA kernels",
                              lambda v: str(v).split(":k")[0]),
-    ("ops.csv", "layer"): ("issue 12: a JAX transformation frame (`jvp()`) is no Keras layer; such ops have none",
-                           lambda v: "" if "(" in str(v) else str(v)),
-}
-# Values that changed on purpose in some rows only: (table, column) -> (why, which frozen rows).
-CHANGED_ROWS = {
-    ("ops.csv", "layer"): ("issue 10: a gradient op's layer is read below `gradient_tape/`, like its forward op's",
+    ("ops.csv", "layer"): ("issue 12: a JAX transformation frame (`jvp()`) is no Keras layer, such ops have none; "
+                           "issue 10: a gradient op's layer is read below `gradient_tape/`, like its forward op's",
+                           lambda v: "" if "(" in str(v) else str(v),
                            lambda frozen: frozen["op_name"].fillna("").str.contains("gradient_tape/")),
+    # A third element, when present, picks the frozen rows whose value changed on purpose (not compared).
+    ("ops.csv", "above_ceiling"): ("issue 13: zero-FLOP ops are never flagged against a ceiling",
+                                   lambda v: v, _ZERO_FLOP_ROWS),
+    ("ops.csv", "above_ceiling_kind"): (
+        "issue 13: zero-FLOP ops are never flagged; `compute` (a counting error) only above max(theoretical, "
+        "measured) x 1.10, `ceiling` between the peak x 1.05 and that line",
+        lambda v: "compute" if v == "ceiling" else v, _ZERO_FLOP_ROWS),
+}
+# Summary values that changed on purpose: key path -> (why, a function applied to both values).
+SUMMARY_VALUE_CHANGED = {
+    "warnings": ("issue 13: COUNTING ERROR? only above max(theoretical, measured) x 1.10, reworded; a model "
+                 "FLOPs utilization above 100% is never shown without its reason (a new warning)",
+                 lambda items: [w for w in items if not str(w).startswith(("COUNTING ERROR?",
+                                                                           "model FLOPs utilization"))]),
+    "roofline.above_ceiling_ops": (
+        "issue 13: zero-FLOP ops are never flagged; kind `ceiling` below the counting-error line",
+        lambda items: [dict(op, kind="compute" if op.get("kind") == "ceiling" else op.get("kind"))
+                       for op in items if op.get("gflops_per_s")]),
 }
 # Summary text that changed on purpose: (why, normalizer of a string value).
 SUMMARY_CHANGED = ("issue 9: summary entries name XLA kernels' ops as `fusion:kCustom` (see op_type above)",
@@ -42,7 +75,8 @@ SUMMARY_CHANGED = ("issue 9: summary entries name XLA kernels' ops as `fusion:kC
 SUMMARY_SKIP = {"trace_files", "run_dir"}
 # Summary keys added since the freeze (key -> the issue that asked for it).
 SUMMARY_NEW = {"flops_per_step_by_phase": "issue 10", "macs_per_step_by_phase": "issue 10",
-               "profiler_overhead": "issue 14", "straggler": "issue 14"}
+               "profiler_overhead": "issue 14", "straggler": "issue 14", "ceiling_trust": "issue 13",
+               "memory_roof_note": "issue 13", "model_flops_utilization_note": "issue 13"}
 
 
 def _cases():
@@ -68,14 +102,18 @@ def _result(results, name):
 
 
 def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
-    now = now.rename(columns={v: k for k, v in RENAMED.items()})
-    extra = set(now.columns) - set(frozen.columns) - set(NEW_COLUMNS)
+    name = table.split("/")[-1]
+    now = now.drop(columns=[c for key in NEW_COLUMNS if isinstance(key, tuple) and key[0] == name
+                            for c in [key[1]] if c in now.columns])
+    renames = {v: k for k, v in RENAMED.items() if isinstance(k, str)}
+    renames.update({v: k[1] for k, v in RENAMED.items() if isinstance(k, tuple) and k[0] == name})
+    now = now.rename(columns=renames)
+    extra = set(now.columns) - set(frozen.columns) - {k for k in NEW_COLUMNS if isinstance(k, str)}
     assert not extra, f"{table}: columns added without being named: {sorted(extra)}"
     missing = set(frozen.columns) - set(now.columns)
     assert not missing, f"{table}: columns lost: {sorted(missing)}"
     now = now[list(frozen.columns)]
-    keys = [c for c in frozen.columns if frozen[c].dtype == object and (table.split("/")[-1], c) not in CHANGED
-            and (table.split("/")[-1], c) not in CHANGED_ROWS]
+    keys = [c for c in frozen.columns if frozen[c].dtype == object and (table.split("/")[-1], c) not in CHANGED]
     keys = [k for k in keys + ["total_time_us"] if k in frozen.columns]
     frozen = frozen.sort_values(keys, kind="stable").reset_index(drop=True)
     now = now.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -84,11 +122,12 @@ def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
     for column in frozen.columns:
         a, b = frozen[column], now[column]
         if (name, column) in CHANGED:
-            normal = CHANGED[(name, column)][1]
-            a, b = a.astype(object).fillna("").map(normal), b.astype(object).fillna("").map(normal)
-        if (name, column) in CHANGED_ROWS:
-            keep = ~CHANGED_ROWS[(name, column)][1](frozen)
-            a, b = a[keep], b[keep]
+            entry = CHANGED[(name, column)]
+            if len(entry) > 2:
+                keep = ~entry[2](frozen)
+                a, b = a[keep].reset_index(drop=True), b[keep].reset_index(drop=True)
+            normal = entry[1]
+            a, b = a.fillna("").map(normal), b.fillna("").map(normal)
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             a, b = a.astype(float).to_numpy(), b.astype(float).to_numpy()
             both_nan = [math.isnan(x) and math.isnan(y) for x, y in zip(a, b)]
@@ -102,6 +141,9 @@ def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
 def _same_value(frozen, now, where: str):
     """Equal JSON values: floats to 1e-9 relative (sums may run in another order), strings after
     the named normalization."""
+    if where in SUMMARY_VALUE_CHANGED:
+        normal = SUMMARY_VALUE_CHANGED[where][1]
+        frozen, now = normal(frozen), normal(now)
     if isinstance(frozen, dict):
         assert isinstance(now, dict) and set(frozen) == set(now), where
         for key in frozen:

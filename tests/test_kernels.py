@@ -134,10 +134,10 @@ def test_gemm_op_flops_go_to_the_gemm_kernel(synthetic):
     gemm = one(kernels, kernel_name="volta_sgemm_128x64_nn")
     per_run = 2 * 64 * 128 * 256  # [64,128] x [128,256]
     assert (gemm.op_name, gemm.op_type, gemm.occurrences) == ("model/dense/MatMul", "MatMul", 2)
-    assert gemm.flops == 2 * per_run and gemm.flops_per_occurrence == per_run
+    assert gemm.total_flops == 2 * per_run and gemm.flops == per_run  # issue 13: per occurrence, totals named
     assert gemm.total_time_us == 20.0 and gemm.avg_time_us == 10.0
     assert gemm.gflops_per_s == pytest.approx(2 * per_run / 20e-6 / 1e9, rel=1e-12)  # 419.4304
-    assert gemm.bytes == 2 * (64 * 128 + 128 * 256) * 4  # inputs only: outputs are not in a trace
+    assert gemm.total_bytes == 2 * (64 * 128 + 128 * 256) * 4  # inputs only: outputs are not in a trace
     # offline there is no graph: the transposes were inferred from the shapes, and the row says so
     assert (gemm.flops_source, gemm["dtype"], gemm.stream) == ("shapes", "float32", "Stream #7(Compute)")
     assert "inferred from the shapes as False/False" in gemm.note
@@ -206,7 +206,7 @@ def test_synthetic_memcpy(synthetic):
     row = one(memcpys, name="MemcpyH2D")
     assert (row.device, row.stream, row.op_name, row.op_type, row.occurrences) == \
            ("GPU:0", "Stream #8(MemcpyH2D)", "n/_1", "_Recv", 2)
-    assert row.bytes == 2 * 1048576 and row.total_time_us == 150.0 and row.avg_time_us == 75.0
+    assert row.total_bytes == 2 * 1048576 and row.bytes == 1048576 and row.total_time_us == 150.0 and row.avg_time_us == 75.0
     assert row.gbytes_per_s == pytest.approx(2 * 1048576 / 150e-6 / 1e9, rel=1e-12)
 
 
@@ -282,9 +282,9 @@ def test_conv3d_gemm_kernel_carries_the_convolution():
     conv = kernels[(kernels["hlo_op"] == "cudnn-conv.1") & (kernels["device"] == "GPU:1")]
     main = conv[conv["kernel_name"].str.startswith("Cijk_")].iloc[0]
     im2col = conv[conv["kernel_name"] == "Im3d2Col.kd"].iloc[0]
-    assert main.flops == 5 * 2 * 16 * 5120 * 32 * 60 * 104 and main.flops_source == "xla"
+    assert main.total_flops == 5 * 2 * 16 * 5120 * 32 * 60 * 104 and main.flops_source == "xla"
     assert (im2col.flops, im2col.flops_source) == (0, "split")
-    assert main.gflops_per_s == pytest.approx(main.flops / (main.total_time_us * 1e-6) / 1e9, rel=1e-12)
+    assert main.gflops_per_s == pytest.approx(main.total_flops / (main.total_time_us * 1e-6) / 1e9, rel=1e-12)
     # Two kernels on GPU:0 carry no hlo_op (they ran outside a module): unknown, 0.08% of the time.
     assert kernel_coverage(kernels) == pytest.approx(1 - (16.08 + 6.8) / kernels["total_time_us"].sum())
 
@@ -294,7 +294,7 @@ def test_fused_attention_kernels():
     backward = kernels[kernels["hlo_op"] == "te_fused_attn_backward_ffi.12"]
     main = backward[backward["flops_source"] == "xla"]
     assert len(main) == 1 and "FmhaBwdDQDKDVKernel" in main.iloc[0].kernel_name
-    assert main.iloc[0].flops == 5 * 85_941_288_960
+    assert main.iloc[0].total_flops == 5 * 85_941_288_960 and main.iloc[0].flops == 85_941_288_960
     assert set(backward["flops_source"]) == {"xla", "split"} and len(backward) == 4
     assert kernel_coverage(kernels) == 1.0
 
@@ -302,8 +302,8 @@ def test_fused_attention_kernels():
 def test_gemm_custom_call_kernels():
     kernels, _ = kernel_table(load_trace(GPU / "jax-mi300-gemm.xplane.pb"))
     row = one(kernels, hlo_op="custom-call.1", program_id=49)
-    assert row.flops == 3 * 2 * 8192 * 8192 * 4096 and row.kernel_name.startswith("Cijk_")
-    assert row.gflops_per_s == pytest.approx(row.flops / (row.total_time_us * 1e-6) / 1e9, rel=1e-12)
+    assert row.total_flops == 3 * 2 * 8192 * 8192 * 4096 and row.kernel_name.startswith("Cijk_")
+    assert row.gflops_per_s == pytest.approx(row.total_flops / (row.total_time_us * 1e-6) / 1e9, rel=1e-12)
     assert (row.grid, row.block, row.shared_mem_bytes) == ("32,37,1", "256,1,1", 29568)
     assert pd.isna(row.occupancy_pct) and pd.isna(row.registers)  # ROCm: occ_pct:0, no regs
     # The runtime's copy kernels (HIP memcpy as kernels, no launching op) are declared zero.

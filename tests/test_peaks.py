@@ -8,7 +8,9 @@ from traceflops.roofline import peaks
 
 FAKE_MEASUREMENT = {"device": "CPU:0", "peak_gflops_per_s": {"float32": 123.0, "bfloat16": 456.0},
                     "bandwidth_gbytes_per_s": 30.0, "source": "measured",
-                    "measured": {"gemm": {"float32": {"best_size": 2048}}}}
+                    "measured": {"gemm": {"float32": {"best_size": 2048}},
+                                 "conditions": {"confidence": "high", "measured_at": "2026-11-25T22:00:00+0000",
+                                                "other_processes_cpu_share": 0.01}}}
 
 
 @pytest.fixture
@@ -100,7 +102,10 @@ def test_second_call_is_cached_and_does_not_measure(cache_env, counted_measure):
     assert second["cache_file"].startswith(str(cache_env))
     assert second["theoretical"]["peak_gflops_per_s"]["float32"] > 0
     assert set(second) == {"device", "peak_gflops_per_s", "bandwidth_gbytes_per_s", "source", "measured",
-                           "theoretical", "cached", "cache_file"}
+                           "theoretical", "cached", "cache_file", "written_at", "measured_at", "age",
+                           "confidence", "remeasured_because"}
+    assert second["confidence"] == "high" and second["age"] == "measured just now"
+    assert second["remeasured_because"] is None
 
 
 def test_refresh_measures_again(cache_env, counted_measure):
@@ -154,3 +159,46 @@ def test_cache_directory_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert peaks.cache_directory() == tmp_path / "home" / ".cache" / "traceflops"
+
+
+def _edit_cache(path, **changes):
+    record = json.loads(open(path).read())
+    for dotted, value in changes.items():
+        target = record
+        *parents, last = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    with open(path, "w") as stream:
+        json.dump(record, stream)
+
+
+@pytest.mark.parametrize("edit,why", [
+    ({"ceilings__measured__conditions": {"confidence": "low", "confidence_reason": "busy"}}, "low confidence"),
+    ({"ceilings__measured__conditions": None}, "no measuring conditions"),
+])
+def test_implausible_cache_is_measured_again_and_says_why(cache_env, counted_measure, edit, why):
+    path = peaks.get_ceilings("CPU:0")["cache_file"]
+    _edit_cache(path, **edit)
+    again = peaks.get_ceilings("CPU:0")
+    assert again["cached"] is False and len(counted_measure) == 2
+    assert why in again["remeasured_because"]
+
+
+def test_cache_far_below_theoretical_is_measured_again(cache_env, counted_measure):
+    path = peaks.get_ceilings("CPU:0")["cache_file"]
+    theoretical = peaks.theoretical_cpu()["peak_gflops_per_s"]["float32"]
+    _edit_cache(path, ceilings__peak_gflops_per_s={"float32": round(theoretical * 0.05, 1)})
+    again = peaks.get_ceilings("CPU:0")
+    assert again["cached"] is False and "theoretical" in again["remeasured_because"]
+
+
+def test_confidence_from_load_and_spread():
+    from traceflops.roofline import trust
+    assert trust.confidence({"other_processes_cpu_share": 0.01}, 0.02)[0] == "high"
+    level, why = trust.confidence({"other_processes_cpu_share": 0.6}, 0.02)
+    assert level == "low" and "60%" in why
+    assert trust.confidence({"other_processes_cpu_share": 0.01}, 0.5)[0] == "medium"
+    before = trust.machine_load()
+    load = trust.load_between(before)
+    assert load["cpus"] >= 1 and "other_processes_cpu_share" in load

@@ -5,6 +5,7 @@ import re
 
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 
 from traceflops.report.html import write_report
@@ -102,5 +103,29 @@ def test_report_flags_above_ceiling_loudly(tmp_path, png):
     write_report(apply_roofline(ops, CEILINGS), SUMMARY, CEILINGS, png, path)
     text = path.read_text(encoding="utf-8")
     assert 'class="warning"' in text
-    assert "ABOVE compute CEILING" in text
+    assert "ABOVE THE PEAK: COUNTING ERROR?" in text  # issue 13: the flag names what it means
     assert '<tr class="above-ceiling">' in text
+
+
+def test_report_opens_on_figures_and_roofline_with_grouped_capped_warnings(tmp_path, png):
+    """Issue 13: key figures and the roofline come first; warnings are grouped, counted and capped;
+    zero-FLOP ops are flagged nowhere."""
+    ops = make_ops()
+    zero = ops.iloc[[0] * 8].copy()
+    zero["op_name"] = [f"model/v{i}/ReadVariableOp" for i in range(8)]
+    zero["op_type"], zero["flops"] = "ReadVariableOp", 0
+    zero["bytes"], zero["total_time_us"] = 4_000_000_000, 1.0  # 4e6 GB/s: far above any memory roof
+    zero["gbytes_per_s"], zero["gflops_per_s"] = 4e6, 0.0
+    ops = pd.concat([ops, zero], ignore_index=True)
+    ops["flops"] = pd.array(ops["flops"], dtype="Int64")
+    summary = dict(SUMMARY, warnings=[f"warning number {i}" for i in range(7)])
+    path = tmp_path / "report.html"
+    write_report(apply_roofline(ops, CEILINGS), summary, CEILINGS, png, path)
+    text = path.read_text(encoding="utf-8")
+    assert text.index('id="key-figures"') < text.index('id="roofline-image"') < text.index('id="warnings"')
+    assert "ReadVariableOp" not in text[:text.index('id="ops"')]  # no zero-FLOP op in any warning
+    assert "7 other warnings" in text and "4 more" in text
+    assert "warning number 2" in text[:text.index("4 more")]
+    assert "warning number 6" in text[text.index("4 more"):]
+    rows = [line for line in text.split("<tr") if "ReadVariableOp" in line]
+    assert rows and not any("above-ceiling" in row or "CEILING" in row.upper() for row in rows)

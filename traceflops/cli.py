@@ -100,6 +100,11 @@ def _peaks(args) -> int:
     theoretical = ceilings.get("theoretical") or {}
     print(f"{ceilings['device']}: ceilings {'from the cache' if ceilings.get('cached') else 'measured now'}"
           f" ({ceilings.get('cache_file')})")
+    conditions = (ceilings.get("measured") or {}).get("conditions") or {}
+    print(f"  {ceilings.get('age')}, confidence {ceilings.get('confidence') or 'unknown'}"
+          + (f" ({conditions['confidence_reason']})" if conditions.get("confidence_reason") else ""))
+    if ceilings.get("remeasured_because"):
+        print(f"  the cached ceilings were measured again: {ceilings['remeasured_because']}")
     for dtype, value in ceilings["peak_gflops_per_s"].items():
         theory = (theoretical.get("peak_gflops_per_s") or {}).get(dtype)
         print(f"  {dtype:<10} {value:10.1f} GFLOP/s measured"

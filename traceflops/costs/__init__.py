@@ -22,7 +22,7 @@ from .registry import (CALL_REASON, COMPUTE_FAMILIES, ELEMENTWISE_FLOPS, FAMILIE
                        UNKNOWN, ZERO, ZERO_FAMILIES, ZERO_OPS, Cost, Entry, OpInfo, declare_zero, entries,
                        family_of, is_function_call, lookup, mkl_variants, register, register_elementwise,
                        unregister)
-from . import elementwise, contraction, convolution, normalization, pooling, reduction, zero  # noqa: F401  (register)
+from . import elementwise, contraction, convolution, normalization, pooling, reduction, resize, zero  # noqa: F401  (register)
 from . import training  # noqa: F401  (register: gradients, optimizer updates, loss ops)
 from .epilogues import epilogue_flops
 from .price import compute_dtype, op_cost, register_formula, supported_ops

@@ -6,7 +6,7 @@ also counted in `Cost.transcendentals`. Adding an op type is one line:
 """
 from __future__ import annotations
 
-from .registry import OpInfo, output_or_broadcast, register, register_elementwise
+from .registry import ELEMENTWISE_FLOPS, OpInfo, output_or_broadcast, register, register_elementwise
 
 # Binary arithmetic, comparisons and logic: one operation per output element.
 for _op in ("Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "FloorDiv", "FloorMod", "Mod",
@@ -50,3 +50,16 @@ def addn(op: OpInfo):
     if out is None:
         return None
     return (len([t for t in op.inputs if t is not None]) - 1) * out.num_elements, None
+
+
+@register("_UnaryOpsComposition", family="elementwise")
+def unary_ops_composition(op: OpInfo):
+    """Sum over `op_names` (grappler's fusion of a chain of unary ops, e.g. PReLU's) of each op's FLOPs
+    per element, per output element; unknown when an op in the chain has no elementwise formula."""
+    out, names = output_or_broadcast(op), op.attrs.get("op_names")
+    if out is None or not names:
+        return None
+    per_element = [ELEMENTWISE_FLOPS.get(str(name)) for name in names]
+    if any(value is None for value in per_element):
+        return None
+    return sum(per_element) * out.num_elements, None

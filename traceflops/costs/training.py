@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from . import ELEMENTWISE_FLOPS, OpInfo
+from . import OpInfo
 from .registry import register, register_elementwise
 
 
@@ -142,20 +142,6 @@ for _op_type, _per in _ACTIVATION_GRADS.items():
 # Integer bit operations (stateless dropout, hashing): 1 operation per element (module docstring).
 for _op_type in ("BitwiseAnd", "BitwiseOr", "BitwiseXor", "Invert", "LeftShift", "RightShift"):
     register_elementwise(_op_type, 1)
-
-
-@register("_UnaryOpsComposition", family="elementwise", variants=False)
-def unary_ops_composition(op: OpInfo):
-    """Grappler's chain of unary ops (attribute `op_names`) run in one pass: the sum of
-    each op's elementwise cost, per element."""
-    names = op.attrs.get("op_names")
-    x = op.input(0)
-    if not names or x is None:
-        return None
-    costs = [ELEMENTWISE_FLOPS.get(name) for name in names]
-    if any(cost is None for cost in costs):
-        return None
-    return sum(costs) * x.num_elements, None
 
 
 # ---------------------------------------------------------------- losses

@@ -13,9 +13,9 @@ declare_zero(
     "ResourceGather", "SpaceToBatchND", "BatchToSpaceND", "SpaceToDepth", "DepthToSpace", "IdentityN",
     "Squeeze", "ExpandDims", "Pack", "Unpack", "Split", "SplitV", "Tile", "Reverse", "ReverseV2", "OneHot",
     "Snapshot", "Bitcast", "BroadcastTo", "ScatterNd", "TensorScatterUpdate", "Fill", "ZerosLike",
-    "OnesLike", "Range", "Where", "TopKV2", "PreventGradient", "StopGradient", "CheckNumerics",
+    "OnesLike", "Range", "Where", "PreventGradient", "StopGradient", "CheckNumerics",
     "EnsureShape", "Copy", "CopyHost", "DeepCopy", "Empty", "Placeholder", "PlaceholderWithDefault",
-    "ResizeNearestNeighbor", "Roll", "MatrixDiag", "MatrixDiagV3", "MatrixBandPart", "InvertPermutation",
+    "Roll", "MatrixDiag", "MatrixDiagV3", "MatrixBandPart", "InvertPermutation",
     "TensorListFromTensor", "TensorListGetItem", "TensorListSetItem", "TensorListStack",
     "TensorListReserve", "TensorListElementShape", "TensorListLength", "_MklToTf",
     reason=MOVES, family="data movement")

@@ -12,10 +12,10 @@ instruction (`program_id` + `hlo_op` stats). Columns:
 | op_name, op_type, shape | the launching op: TF node and type with its input shapes; for XLA the HLO instruction and its opcode |
 | hlo_module, program_id, hlo_op, framework_op | XLA kernels only |
 | occurrences | launches |
-| flops, bytes | totals over all occurrences (None when unknown) |
-| flops_per_occurrence | flops / occurrences |
+| flops, bytes | per occurrence, as in every table (None when unknown) |
+| total_flops, total_bytes | over all occurrences |
 | total_time_us, avg_time_us, min_time_us, max_time_us | kernel durations |
-| gflops_per_s | flops / total time |
+| gflops_per_s | total_flops / total time |
 | dtype, flops_source, note | `formula` / `shapes` / `zero` / `unknown` (TF ops; `shapes`: attributes inferred from shapes), `xla` / `unknown` (HLO), `split` (see below) |
 | grid, block, registers, shared_mem_bytes, occupancy_pct | parsed from `kernel_details` (None when not reported) |
 
@@ -33,8 +33,9 @@ one whose name says GEMM, convolution or attention (`gemm`, `Cijk_`,
 those; if no name says so, the longest kernel of the op.
 
 `memcpys` has one row per (host, device, stream, memcpy kind, launching op):
-`occurrences`, `bytes` (sum of `memcpy_details` `size:N`), times, and
-`gbytes_per_s` (bytes / total time, 1 GB = 1e9 bytes).
+`occurrences`, `total_bytes` (sum of `memcpy_details` `size:N`), `bytes` (per
+occurrence: total_bytes / occurrences), times, and `gbytes_per_s` (total_bytes /
+total time, 1 GB = 1e9 bytes).
 """
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ import numpy as np
 import pandas as pd
 
 KERNEL_COLUMNS = ["host", "device", "stream", "kernel_name", "op_name", "op_type", "shape", "hlo_module",
-                  "program_id", "hlo_op", "framework_op", "occurrences", "flops", "flops_per_occurrence", "bytes",
-                  "total_time_us", "avg_time_us", "min_time_us", "max_time_us", "gflops_per_s", "dtype",
+                  "program_id", "hlo_op", "framework_op", "occurrences", "flops", "bytes", "total_flops",
+                  "total_bytes", "total_time_us", "avg_time_us", "min_time_us", "max_time_us", "gflops_per_s", "dtype",
                   "flops_source", "note", "grid", "block", "registers", "shared_mem_bytes", "occupancy_pct"]
-MEMCPY_COLUMNS = ["host", "device", "stream", "name", "op_name", "op_type", "occurrences", "bytes",
+MEMCPY_COLUMNS = ["host", "device", "stream", "name", "op_name", "op_type", "occurrences", "bytes", "total_bytes",
                   "total_time_us", "avg_time_us", "gbytes_per_s"]
 SPLIT = "split"
 MAIN_KERNEL_PATTERN = re.compile(
@@ -122,13 +123,14 @@ def kernels_table(records: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=KERNEL_COLUMNS)
     table = _times(kernels.reset_index(drop=True).copy())
     occurrences = table["occurrences"].astype("float64")
-    table["flops"] = table["flops"].astype("float64") * occurrences
-    table["bytes"] = table["bytes"].astype("float64") * occurrences
-    table["flops_per_occurrence"] = table["flops"] / occurrences
+    table["flops"] = table["flops"].astype("float64")
+    table["bytes"] = table["bytes"].astype("float64")
+    table["total_flops"] = table["flops"] * occurrences
+    table["total_bytes"] = table["bytes"] * occurrences
     table["min_time_us"] = table["min_ps"] / 1e6
     table["max_time_us"] = table["max_ps"] / 1e6
     total_ps = table["total_ps"].astype("float64")
-    table["gflops_per_s"] = (table["flops"] * 1e3 / total_ps).where(total_ps > 0)
+    table["gflops_per_s"] = (table["total_flops"] * 1e3 / total_ps).where(total_ps > 0)
     details = pd.DataFrame([parse_kernel_details(text) for text in table["kernel_details"]], index=table.index)
     table = pd.concat([table.drop(columns=list(details.columns), errors="ignore"), details], axis=1)
     table = table[KERNEL_COLUMNS]
@@ -144,9 +146,10 @@ def memcpy_table(records: pd.DataFrame) -> pd.DataFrame:
     if copies.empty:
         return pd.DataFrame(columns=MEMCPY_COLUMNS)
     table = _times(copies.reset_index(drop=True).copy()).rename(columns={"kernel_name": "name"})
-    table["bytes"] = table["total_bytes"].astype("float64")
+    table["total_bytes"] = table["total_bytes"].astype("float64")
+    table["bytes"] = table["total_bytes"] / table["occurrences"].astype("float64")
     total_ps = table["total_ps"].astype("float64")
-    table["gbytes_per_s"] = (table["bytes"] * 1e3 / total_ps).where(total_ps > 0)
+    table["gbytes_per_s"] = (table["total_bytes"] * 1e3 / total_ps).where(total_ps > 0)
     table = table[MEMCPY_COLUMNS]
     return table.sort_values("total_time_us", ascending=False, kind="stable").reset_index(drop=True)
 

@@ -70,18 +70,21 @@ def render_terminal(ops: pd.DataFrame, summary: dict, top: int = 15, console=Non
         console = Console()
         if not console.is_terminal:
             console = Console(width=160)  # piped output: wide enough that op names stay whole
-    table = Table(title=f"Top {min(top, len(ops))} of {len(ops)} ops by time "
-                        f"({summary.get('steps') or '?'} steps)", title_justify="left")
-    for header, justify in (("op", "left"), ("type", "left"), ("runs", "right"), ("FLOPs", "right"),
-                            ("bytes", "right"), ("avg µs", "right"), ("time %", "right"),
-                            ("GFLOP/s", "right"), ("GB/s", "right"), ("FLOP/B", "right"),
-                            ("count", "left")):
+    steps = summary.get("steps")
+    covered = f"{steps} steps" if steps else "whole trace, no step markers"
+    table = Table(title=f"Top {min(top, len(ops))} of {len(ops)} ops by time ({covered})", title_justify="left")
+    several_devices = "device" in ops.columns and ops["device"].nunique() > 1
+    headers = [("op", "left")] + ([("device", "left")] if several_devices else []) + [
+        ("type", "left"), ("runs", "right"), ("FLOPs/run", "right"), ("bytes/run", "right"), ("avg µs", "right"),
+        ("time %", "right"), ("GFLOP/s", "right"), ("GB/s", "right"), ("FLOP/B", "right"), ("count", "left")]
+    for header, justify in headers:
         table.add_column(header, justify=justify, overflow="fold")
     extra = [c for c in ("efficiency", "bound") if c in ops.columns]
     for column in extra:
         table.add_column(column, justify="right")
     for _, row in ops.head(top).iterrows():
-        cells = [_display_name(str(row["op_name"])), str(row["op_type"]), str(row["occurrences"]),
+        cells = [_display_name(str(row["op_name"]))] + ([str(row["device"])] if several_devices else []) + [
+                 str(row["op_type"]), str(row["occurrences"]),
                  human(row["flops"]), human(row["bytes"], "B"), _number(row["avg_time_us"]),
                  _number(100 * row["time_share"], 3), _number(row["gflops_per_s"]),
                  _number(row["gbytes_per_s"]), _number(row["intensity"]), row["flops_source"]]
@@ -98,17 +101,20 @@ def _total(value, unit: str) -> str:
 
 def summary_lines(summary: dict) -> str:
     coverage = summary.get("coverage")
-    per = "per step" if summary.get("steps") else "(whole trace)"
+    steps = summary.get("steps")
+    # "per step" only for real steps: without step markers every total covers the whole trace.
+    per, time_label = ("per step", "median step time") if steps else ("in the whole trace", "trace time")
     lines = [
         f"model {summary.get('model') or '?'} on {summary.get('device') or '?'}"
         + (f", batch {summary['batch_size']}" if summary.get("batch_size") else "")
         + (f", {summary['steps']} profiled steps" if summary.get("steps") else ", whole trace (no step markers)"),
-        f"FLOPs {per:<20}{_total(summary.get('flops_per_step'), 'FLOP')} "
+        f"{'FLOPs ' + per:<26}{_total(summary.get('flops_per_step'), 'FLOP')} "
         f"({_total(summary.get('macs_per_step'), 'MAC')} in contractions)",
-        f"median step time          {_number(summary.get('step_time_us'), 4)} µs "
+        f"{time_label:<26}{_number(summary.get('step_time_us'), 4)} µs "
         f"(op time {_number(summary.get('op_time_per_step_us'), 4)} µs)",
         "achieved                  " + ("unknown" if summary.get("gflops_per_s") is None else
-                                         f"{_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the step"),
+                                       f"{_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the "
+                                       + ("step" if steps else "trace")),
         f"coverage                  {'?' if coverage is None else f'{100 * coverage:.2f}'}% of op time has a known count",
     ]
     for key, unit in (("flops_per_step_by_phase", "FLOP"), ("macs_per_step_by_phase", "MAC")):
@@ -118,7 +124,8 @@ def summary_lines(summary: dict) -> str:
             lines.append(f"{label:<26}" + ", ".join(f"{phase} {human(value)}{unit}" for phase, value in split.items()))
     unknown = summary.get("unknown_op_types") or {}
     if unknown:
-        listed = ", ".join(f"{k} ({v:.3g} µs/step)" for k, v in list(unknown.items())[:8])
+        unit = "µs/step" if steps else "µs in the trace"
+        listed = ", ".join(f"{k} ({v:.3g} {unit})" for k, v in list(unknown.items())[:8])
         lines.append(f"unknown op types          {listed}")
     if summary.get("kernel_coverage") is not None:
         lines.append(f"kernel coverage           {100 * summary['kernel_coverage']:.2f}% of GPU kernel time "
@@ -126,7 +133,12 @@ def summary_lines(summary: dict) -> str:
     for key, label in (("model_flops_utilization", "model FLOPs utilization"),
                        ("memory_bound_time_share", "time in memory-bound ops")):
         if summary.get(key) is not None:
-            lines.append(f"{label:<26}{100 * summary[key]:.2f}%")
+            note = summary.get(key + "_note")
+            if key == "model_flops_utilization" and summary[key] > 1 and not note:
+                note = "above 100%: the ceiling is low or a count is too high"
+            lines.append(f"{label:<26}{100 * summary[key]:.2f}%" + (f" ({note})" if note else ""))
+    if summary.get("memory_roof_note"):
+        lines.append(f"{'memory roof':<26}{summary['memory_roof_note']}")
     slow = summary.get("straggler")
     if slow:
         lines.append(f"straggler                 {slow['host']}: median step {_number(slow['median_step_time_us'], 4)}"

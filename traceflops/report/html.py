@@ -31,7 +31,12 @@ th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.underutilized td { background: #fff6e0; }
 tr.above-ceiling td { background: #ffe0e0; }
-.warning { border: 2px solid #c00; background: #fff0f0; padding: 0.6em 1em; }
+.warning { border: 2px solid #c00; background: #fff0f0; padding: 0.4em 1em; margin: 0.4em 0; }
+.caution { border: 1px solid #c90; background: #fffaf0; padding: 0.4em 1em; margin: 0.4em 0; }
+.info { border: 1px solid #69c; background: #f4f8ff; padding: 0.4em 1em; margin: 0.4em 0; }
+.overview { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+#key-figures { flex: 0 1 26em; font-size: 1.05em; } #key-figures dd { white-space: nowrap; }
+#roofline { flex: 1 1 34em; } #roofline img { max-height: 72vh; }
 dl.figures { display: grid; grid-template-columns: max-content auto; gap: 2px 1.2em; }
 dl.figures dt { font-weight: 600; } dl.figures dd { margin: 0; }
 .note { color: #555; font-size: 0.85em; }
@@ -146,8 +151,11 @@ def _table(frame: pd.DataFrame, columns: list, table_id: str, row_classes: Optio
 
 def _flags(row) -> str:
     flags = []
-    if row.get("above_ceiling"):
-        flags.append(f"ABOVE {row.get('above_ceiling_kind') or ''} CEILING".replace("  ", " "))
+    has_flops = not _missing(row.get("flops")) and float(row.get("flops")) > 0
+    kind = row.get("above_ceiling_kind") or ""
+    if row.get("above_ceiling") and has_flops:
+        flags.append({"compute": "ABOVE THE PEAK: COUNTING ERROR?", "ceiling": "above the measured ceiling (low?)",
+                      "memory": "above the memory roof (in cache)"}.get(kind, "above its ceiling"))
     if row.get("underutilized"):
         flags.append("underutilized")
     return ", ".join(flags)
@@ -157,8 +165,8 @@ def _op_rows(table: pd.DataFrame) -> tuple:
     """(table with a flags column, css class per row)."""
     records = table.to_dict("records")
     shown = table.assign(flags=[_flags(r) for r in records])
-    classes = ["above-ceiling" if r.get("above_ceiling") else "underutilized" if r.get("underutilized")
-               else "" for r in records]
+    classes = ["above-ceiling" if "COUNTING" in flag else "underutilized" if r.get("underutilized")
+               else "" for r, flag in zip(records, shown["flags"])]
     return shown, classes
 
 
@@ -187,7 +195,9 @@ def _summary_items(summary: dict, ceilings: dict, figures: dict) -> list:
          else f"{int(summary['flops_per_step']):,}"),
         ("achieved (whole step)", _fmt(figures["achieved_gflops_per_s"], " GFLOP/s", 2)),
         (f"model FLOPs utilization (vs {figures['reference_dtype']} peak)",
-         "unknown" if mfu is None else f"{100 * mfu:.1f}%"),
+         "unknown" if mfu is None else f"{100 * mfu:.1f}%" + (f" ({summary['model_flops_utilization_note']})"
+                                                              if summary.get("model_flops_utilization_note")
+                                                              else "")),
         ("measured compute ceilings", peaks),
         ("measured bandwidth", _fmt(ceilings.get("bandwidth_gbytes_per_s"), " GB/s")),
         ("ridge intensity", _fmt(figures["ridge_intensity"], " FLOP/byte", 2)),
@@ -201,17 +211,68 @@ def _summary_items(summary: dict, ceilings: dict, figures: dict) -> list:
     ]
 
 
-def _above_ceiling_warning(figures: dict) -> str:
-    above = figures["above_ceiling_ops"]
-    if not above:
-        return ""
-    items = "".join(
-        f"<li>{html.escape(str(op['op_name']))} ({html.escape(str(op['op_type']))}, "
-        f"{html.escape(str(op['kind']))} ceiling): {_fmt(op['gflops_per_s'], ' GFLOP/s', 2)} achieved, "
-        f"{_fmt(op['attainable_gflops_per_s'], ' GFLOP/s', 2)} attainable</li>" for op in above)
-    return (f'<div class="warning"><strong>{len(above)} op(s) beat their ceiling.</strong> Above the compute '
-            "peak means a FLOP count too high or a time too short; above the bandwidth line alone can also "
-            f"mean the data stayed in cache.<ul>{items}</ul></div>")
+WARNINGS_SHOWN = 3  # per group: the count, the first few, the rest folded
+
+
+def _op_line(op: dict) -> str:
+    return (f"{html.escape(str(op['op_name']))} ({html.escape(str(op['op_type']))}): "
+            f"{_fmt(op['gflops_per_s'], ' GFLOP/s', 2)} achieved, "
+            f"{_fmt(op['attainable_gflops_per_s'], ' GFLOP/s', 2)} attainable")
+
+
+def warning_groups(summary: dict, figures: dict) -> list:
+    """[(title, css class, [html items])]: counting errors, a low ceiling, data in cache, other warnings.
+    Only ops with FLOPs appear (zero-FLOP ops are never flagged by the roofline)."""
+    above = [op for op in figures["above_ceiling_ops"] if op.get("gflops_per_s")]
+    by_kind = {kind: [_op_line(op) for op in above if op["kind"] == kind] for kind in ("compute", "ceiling",
+                                                                                    "memory")}
+    trust = [w for w in summary.get("warnings") or [] if "looks low" in w or "measured again" in w]
+    others = [w for w in summary.get("warnings") or []
+              if w not in trust and not w.startswith("COUNTING ERROR?")]
+    groups = [
+        ("ops above the theoretical peak: counting or timing errors", "warning", by_kind["compute"]),
+        ("the measured ceiling looks low or stale", "caution", [html.escape(w) for w in trust] + by_kind["ceiling"]),
+        ("ops above the memory roof: their data stayed in cache (not an error)", "info", by_kind["memory"]),
+        ("other warnings", "caution", [html.escape(str(w)) for w in others]),
+    ]
+    return [group for group in groups if group[2]]
+
+
+def _warnings_html(groups: list) -> str:
+    parts = []
+    for title, css, items in groups:
+        shown = "".join(f"<li>{item}</li>" for item in items[:WARNINGS_SHOWN])
+        rest = items[WARNINGS_SHOWN:]
+        folded = (f"<details><summary>{len(rest)} more</summary><ul>"
+                  + "".join(f"<li>{item}</li>" for item in rest) + "</ul></details>") if rest else ""
+        parts.append(f'<div class="{css}"><strong>{len(items)} {html.escape(title)}</strong>'
+                     f"<ul>{shown}</ul>{folded}</div>")
+    return "\n".join(parts)
+
+
+def _key_figures(summary: dict, figures: dict) -> list:
+    mfu = figures["model_flops_utilization"]
+    note = summary.get("model_flops_utilization_note")
+    per = "per step" if summary.get("steps") else "whole trace"
+    return [
+        (f"time ({per})", _fmt(summary.get("step_time_us"), " us")),
+        (f"FLOPs ({per})", human_count(summary.get("flops_per_step"))),
+        ("achieved", _fmt(figures["achieved_gflops_per_s"], " GFLOP/s", 2)),
+        (f"model FLOPs utilization (vs {figures['reference_dtype']} ceiling)",
+         "unknown" if mfu is None else f"{100 * mfu:.1f}%" + (f" ({note})" if note else "")),
+        ("op time in memory-bound ops", "unknown" if figures["memory_bound_time_share"] is None
+         else f"{100 * figures['memory_bound_time_share']:.1f}%"),
+        ("FLOP coverage", "unknown" if summary.get("coverage") is None else f"{100 * summary['coverage']:.1f}%"),
+    ]
+
+
+def human_count(value) -> str:
+    if _missing(value):
+        return "unknown"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(float(value)) >= scale:
+            return f"{float(value) / scale:.3g} {prefix}FLOP"
+    return f"{float(value):.0f} FLOP"
 
 
 def _image_tag(png_path) -> str:
@@ -260,21 +321,24 @@ def render_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path, ho
 </head>
 <body>
 <h1>{html.escape(title)}</h1>
-<section id="summary"><h2>Summary</h2>
-{_above_ceiling_warning(figures)}
+<section id="overview" class="overview">
+<div id="key-figures">{_figure_list(_key_figures(summary, figures))}</div>
+<div id="roofline">{_image_tag(png_path)}
+<p class="note">Points: ops with known FLOPs and bytes; area by time share. Ceilings are measured through
+TensorFlow on this device (GEMM sweep and streaming add). Efficiency above 100% on the memory roof means the
+data stayed in cache: the roof is the DRAM streaming bandwidth.</p></div>
+</section>
+<section id="warnings">{_warnings_html(warning_groups(summary, figures))}</section>
+<section id="summary"><h2>All figures</h2>
 {_figure_list(_summary_items(summary, ceilings, figures))}
 <details><summary class="note">theoretical-peak assumptions</summary><ul class="note">{assumption_list}</ul></details>
 </section>
-{_hosts_section(hosts, summary)}<section id="roofline"><h2>Roofline</h2>
-{_image_tag(png_path)}
-<p class="note">Points: ops with known FLOPs and bytes; area by time share. Ceilings are measured through
-TensorFlow on this device (GEMM sweep and streaming add).</p>
-</section>
-<section id="layers"><h2>Per-layer rollup</h2>
+{_hosts_section(hosts, summary)}<section id="layers"><h2>Per-layer rollup</h2>
 {_table(layers, LAYER_COLUMNS, "layer-table")}
 </section>
 <section id="ops"><h2>Ops</h2>
-<p class="note">Click a header to sort. Red rows beat their ceiling; amber rows are underutilized.</p>
+<p class="note">Click a header to sort. Red rows run above the peak (a counting or timing error); amber rows
+are underutilized. Ops without FLOPs are never flagged.</p>
 {_table(shown, OP_COLUMNS, "op-table", classes)}
 </section>
 <script>{SCRIPT}</script>

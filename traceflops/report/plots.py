@@ -85,11 +85,30 @@ def _draw_points(axes, points: pd.DataFrame) -> None:
                      s=MIN_MARKER_AREA + MARKER_AREA_PER_SHARE * shares[mask], c=FAMILY_COLOURS[family],
                      alpha=0.7, edgecolors="white", linewidths=0.6, label=family, zorder=3)
     recoverable = pd.to_numeric(points["recoverable_time_us"], errors="coerce").fillna(0)
-    for _, row in points.loc[recoverable.nlargest(LABELLED_OPS).index].iterrows():
-        if recoverable[row.name] <= 0:
-            continue
-        axes.annotate(_short_label(row), xy=(row.x_intensity, row.y_gflops), xytext=(6, -10),
-                      textcoords="offset points", fontsize=8, zorder=4)
+    chosen = [row for _, row in points.loc[recoverable.nlargest(LABELLED_OPS).index].iterrows()
+              if recoverable[row.name] > 0]
+    placed = []  # (x, y) of labels already drawn, in points from the data position's display spot
+    for row in chosen:
+        x, y = axes.transData.transform((row.x_intensity, row.y_gflops)) * 72.0 / DPI
+        dy = _free_offset(x, y, placed)
+        placed.append((x, y + dy))
+        axes.annotate(_short_label(row), xy=(row.x_intensity, row.y_gflops), xytext=(6, dy),
+                      textcoords="offset points", fontsize=8, zorder=4,
+                      arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5} if dy != -10 else None)
+
+
+LABEL_HEIGHT_PT, LABEL_WIDTH_PT = 11.0, 190.0
+
+
+def _free_offset(x: float, y: float, placed: list) -> float:
+    """A vertical offset (points) for a label at (x, y) that keeps it off the labels already placed:
+    below the point first, then further down or up in label-height steps."""
+    for step in range(0, 12):
+        for sign in (-1, 1):
+            dy = -10 + sign * step * LABEL_HEIGHT_PT
+            if all(abs(y + dy - py) >= LABEL_HEIGHT_PT or abs(x - px) >= LABEL_WIDTH_PT for px, py in placed):
+                return dy
+    return -10.0
 
 
 def _save_atomic(figure: Figure, path: Path) -> None:

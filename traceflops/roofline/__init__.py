@@ -72,11 +72,13 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
     * recoverable_time_us: total_time_us x (1 - efficiency), clipped at 0: the
       time the op would save running at its ceiling;
     * underutilized: efficiency < threshold and time_share >= min_time_share;
-    * above_ceiling: achieved > attainable x 1.05; above_ceiling_kind says which
-      ceiling: "compute" (beats the measured GEMM peak: the FLOP count is too
-      high, or the time too short) or "memory" (beats intensity x bandwidth only:
-      bytes over-counted, or the working set stayed in cache, which the DRAM
-      bandwidth line does not model).
+    * above_ceiling: achieved > attainable x 1.05, for ops with FLOPs only (a
+      zero-FLOP op is never flagged); above_ceiling_kind says which ceiling:
+      "compute" (above max(theoretical, measured peak) x 1.10, trust.py: the
+      FLOP count is too high, or the time too short), "ceiling" (above the
+      measured peak but under that line: the measured ceiling is low or stale)
+      or "memory" (beats intensity x bandwidth only: the working set stayed in
+      cache, which the DRAM bandwidth line does not model; not an error).
     """
     table = ops.copy()
     peaks = ceilings["peak_gflops_per_s"]
@@ -101,9 +103,13 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
         efficiency = np.where(zero_flop, achieved_bytes / bandwidth, achieved_flops / attainable)
     efficiency = np.where(known, efficiency, np.nan)
 
-    beats_peak = known & ~zero_flop & (achieved_flops > peak * ABOVE_CEILING_TOLERANCE)
-    beats_line = known & np.where(zero_flop, achieved_bytes > bandwidth * ABOVE_CEILING_TOLERANCE,
-                                  achieved_flops > attainable * ABOVE_CEILING_TOLERANCE)
+    from .trust import counting_error_line
+    error_line = np.array([counting_error_line(ceilings, name, value) for name, value in chosen], dtype=float)
+    # Zero-FLOP ops are never flagged: their rate against the bandwidth says nothing about a count.
+    computes = known & ~zero_flop
+    beats_error_line = computes & (achieved_flops > error_line)
+    beats_peak = computes & (achieved_flops > peak * ABOVE_CEILING_TOLERANCE)
+    beats_line = computes & (achieved_flops > attainable * ABOVE_CEILING_TOLERANCE)
     with np.errstate(invalid="ignore"):
         underutilized = (efficiency < threshold) & (share >= min_time_share)
 
@@ -115,7 +121,8 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
     table["recoverable_time_us"] = np.clip(time_us * (1.0 - efficiency), 0.0, None)
     table["underutilized"] = underutilized
     table["above_ceiling"] = beats_line
-    table["above_ceiling_kind"] = np.where(beats_peak, "compute", np.where(beats_line, "memory", ""))
+    table["above_ceiling_kind"] = np.where(beats_error_line, "compute", np.where(
+        beats_peak, "ceiling", np.where(beats_line, "memory", "")))
     return table
 
 

@@ -16,6 +16,7 @@ from typing import Optional
 import pandas as pd
 
 from . import apply_roofline, model_figures
+from .trust import COUNTING_ERROR_MARGIN, check_against_ops, mfu_note
 
 CEILINGS_FILE = "traceflops_ceilings.json"
 
@@ -68,8 +69,10 @@ def _ceiling_summary(ceilings_by_device: dict) -> dict:
 
 
 def _above_ceiling_warnings(figures: dict) -> list:
+    """Counting errors only: ops above max(theoretical, measured) x COUNTING_ERROR_MARGIN."""
     return [f"COUNTING ERROR? {op['op_name']} ({op['op_type']}) measured {op['gflops_per_s']:.4g} GFLOP/s, "
-            f"above the {op['dtype']} compute ceiling"
+            f"more than {COUNTING_ERROR_MARGIN - 1:.0%} above the {op['dtype']} ceiling (the higher of the "
+            "theoretical and the measured peak): its FLOP count is too high or its time too short"
             for op in figures["above_ceiling_ops"] if op["kind"] == "compute"]
 
 
@@ -79,10 +82,25 @@ def apply_ceilings(ops: pd.DataFrame, summary: dict, ceilings_by_device: dict, t
     figures and warnings. Each device is rated against its own ceilings."""
     if "peak_gflops_per_s" in ceilings_by_device:  # a single device's ceilings
         ceilings_by_device = {ceilings_by_device.get("device") or "CPU:0": ceilings_by_device}
-    parts = []
+    parts, trust_warnings, raised_by_device = [], [], {}
+    ceilings_by_device = dict(ceilings_by_device)
     for device, part in ops.groupby("device", sort=False):
         if device in ceilings_by_device:
-            part = apply_roofline(part, ceilings_by_device[device], threshold=threshold)
+            checked, warnings, raised = check_against_ops(part, ceilings_by_device[device])
+            ceilings_by_device[device] = checked
+            trust_warnings += [f"{device}: {w}" for w in warnings]
+            measured = ceilings_by_device[device].get("measured")
+            conditions = measured.get("conditions") if isinstance(measured, dict) else None
+            conditions = conditions if isinstance(conditions, dict) else {}
+            if conditions.get("confidence") == "low":
+                trust_warnings.append(
+                    f"{device}: the ceilings were measured with low confidence ({conditions.get('confidence_reason')})"
+                    "; efficiencies are rough, and the next run measures them again")
+            if ceilings_by_device[device].get("remeasured_because"):
+                trust_warnings.append(f"{device}: the cached ceilings were measured again: "
+                                      f"{ceilings_by_device[device]['remeasured_because']}")
+            raised_by_device[device] = raised
+            part = apply_roofline(part, checked, threshold=threshold)
         parts.append(part)
     ops = pd.concat(parts).sort_values("total_time_us", ascending=False, kind="stable").reset_index(drop=True)
     summary["ceilings"] = _ceiling_summary(ceilings_by_device)
@@ -93,7 +111,20 @@ def apply_ceilings(ops: pd.DataFrame, summary: dict, ceilings_by_device: dict, t
         "peak_gflops_per_s": ceilings.get("peak_gflops_per_s"),
         "bandwidth_gbytes_per_s": ceilings.get("bandwidth_gbytes_per_s"),
         "theoretical": ceilings.get("theoretical"), "threshold": threshold, **figures}
+    summary["ceiling_trust"] = {device: {"measured_at": c.get("measured_at"), "confidence": c.get("confidence"),
+                                         "raised": raised_by_device.get(device) or {}}
+                                for device, c in ceilings_by_device.items()}
     summary["model_flops_utilization"] = figures["model_flops_utilization"]
+    summary["model_flops_utilization_note"] = mfu_note(figures["model_flops_utilization"],
+                                                       raised_by_device.get(primary) or {}, ceilings.get("source"))
     summary["memory_bound_time_share"] = figures["memory_bound_time_share"]
+    summary["warnings"].extend(trust_warnings)
     summary["warnings"].extend(_above_ceiling_warnings(figures))
+    in_cache = sum(1 for op in figures["above_ceiling_ops"] if op["kind"] == "memory")
+    summary["memory_roof_note"] = (
+        f"{in_cache} op(s) ran above the memory roof (efficiency above 100%): their data stayed in cache, "
+        "and the roof is the DRAM streaming bandwidth; not a counting error") if in_cache else None
+    note = summary["model_flops_utilization_note"]
+    if note:
+        summary["warnings"].append(f"model FLOPs utilization {100 * figures['model_flops_utilization']:.2f}%: {note}")
     return ops, ceilings

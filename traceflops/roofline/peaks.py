@@ -216,15 +216,19 @@ def _no_theoretical(device: str) -> dict:
 
 # ---------------------------------------------------------------- measurement
 
-def _median_call_s(call, repeats: int) -> float:
-    """Median seconds of `call()` over `repeats`, after one warm-up (tracing, first-touch pages)."""
+def _timed_calls(call, repeats: int) -> tuple:
+    """(best, median) seconds of `call()` over `repeats`, after one warm-up (tracing, first-touch pages).
+
+    The best trial is the ceiling (a busy machine only ever slows a trial down); the median beside
+    it says how noisy the trials were."""
     call()
     durations = []
     for _ in range(repeats):
         started = time.perf_counter()
         call()
         durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
+    return min(durations), statistics.median(durations)
+
 
 
 def _waits_for_kernels(device: str) -> bool:
@@ -263,7 +267,7 @@ def _sweep_dtype(tf, device: str, dtype_name: str, sizes: Sequence[int], repeats
     Returns {"gflops_per_s", "best_size", "by_size", "skipped_sizes", "error"/"skipped"}.
     """
     started = time.perf_counter()
-    by_size, skipped_sizes, last = {}, [], None  # last: (size, seconds per call)
+    by_size, spreads, skipped_sizes, last = {}, {}, [], None  # last: (size, seconds per call)
     for size in sorted(sizes):
         if last is not None:
             predicted_s = last[1] * (size / last[0]) ** 3 * (repeats + 1)
@@ -271,10 +275,11 @@ def _sweep_dtype(tf, device: str, dtype_name: str, sizes: Sequence[int], repeats
                 skipped_sizes.append(size)
                 continue
         try:
-            median_s = _median_call_s(_gemm_call(tf, device, size, dtype_name), repeats)
+            best_s, median_s = _timed_calls(_gemm_call(tf, device, size, dtype_name), repeats)
         except Exception as error:  # the dtype has no kernel on this device
             return {"error": _error_text(error)}
-        by_size[size] = round(2 * size ** 3 / median_s / 1e9, 2)
+        by_size[size] = round(2 * size ** 3 / best_s / 1e9, 2)
+        spreads[size] = round(median_s / best_s - 1, 3)
         last = (size, median_s)
         reference = float32_by_size.get(size)
         if dtype_name != "float32" and reference and by_size[size] < SLOW_DTYPE_FRACTION * reference:
@@ -282,7 +287,7 @@ def _sweep_dtype(tf, device: str, dtype_name: str, sizes: Sequence[int], repeats
                                 f"float32's {reference}: emulated, not a ceiling"), "by_size": by_size}
     best_size = max(by_size, key=by_size.get)
     return {"gflops_per_s": by_size[best_size], "best_size": best_size, "by_size": by_size,
-            "skipped_sizes": skipped_sizes}
+            "skipped_sizes": skipped_sizes, "spread": spreads[best_size]}
 
 
 def _stream_calls(tf, device: str, buffer_bytes: int):
@@ -312,8 +317,8 @@ def _stream_calls(tf, device: str, buffer_bytes: int):
 
 def _measure_bandwidth(tf, device: str, buffer_bytes: int, repeats: int) -> dict:
     in_place, in_place_bytes, allocating, allocating_bytes = _stream_calls(tf, device, buffer_bytes)
-    in_place_s = _median_call_s(in_place, repeats)
-    allocating_s = _median_call_s(allocating, repeats)
+    in_place_s = _timed_calls(in_place, repeats)[0]
+    allocating_s = _timed_calls(allocating, repeats)[0]
     rates = {"in_place_add": in_place_bytes / in_place_s / 1e9,
              "allocating_mul": allocating_bytes / allocating_s / 1e9}
     best = max(rates, key=rates.get)
@@ -347,6 +352,8 @@ def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZ
     from ..capture.tf import _import_tf
     tf = _import_tf()
 
+    from .trust import confidence, load_between, machine_load
+    load_before = machine_load()
     started = time.perf_counter()
     dtypes = ["float32"] + [d for d in dtypes if d != "float32"]
     if buffer_bytes is None:
@@ -366,6 +373,11 @@ def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZ
         if dtype_name == "float32":
             float32_by_size = result.get("by_size", {})
     bandwidth = _measure_bandwidth(tf, device, buffer_bytes, repeats)
+    load = load_between(load_before)
+    spread = (gemm.get("float32") or {}).get("spread")
+    level, why = confidence(load, spread)
+    conditions = {**load, "float32_trial_spread": spread, "confidence": level, "confidence_reason": why,
+                  "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return {
         "device": device,
         "peak_gflops_per_s": {name: result["gflops_per_s"] for name, result in gemm.items()},
@@ -377,7 +389,8 @@ def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZ
             "dtypes_skipped": skipped,
             "bandwidth": {**bandwidth, "buffer_bytes": buffer_bytes, "buffer_rule": buffer_rule,
                           "last_level_cache_bytes": last_level_cache_bytes()},
-            "repeats": repeats, "statistic": "median of repeats after one warm-up call",
+            "repeats": repeats, "statistic": "best of repeats after one warm-up call (median kept as spread)",
+            "conditions": conditions,
             "sizes": list(sizes), "time_budget_s": time_budget_s,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default",
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default",
@@ -425,7 +438,8 @@ def _cache_file(directory: Path, key: dict) -> Path:
 
 
 def _load_cached(path: Path, key: dict, measure_options: dict) -> Optional[dict]:
-    """The cached measurement when the file is readable and made for this key and these options."""
+    """The cache record (its "ceilings" the measurement) when the file is readable and made for this
+    key and these options."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -435,7 +449,7 @@ def _load_cached(path: Path, key: dict, measure_options: dict) -> Optional[dict]
     if measure_options and record.get("measure_options") != measure_options:
         return None
     measured = record.get("ceilings")
-    return measured if isinstance(measured, dict) and "peak_gflops_per_s" in measured else None
+    return record if isinstance(measured, dict) and "peak_gflops_per_s" in measured else None
 
 
 def write_json_atomic(path: Path, payload) -> None:
@@ -453,25 +467,46 @@ def get_ceilings(device: str = "CPU:0", refresh: bool = False, cache_dir: Option
 
     Returns {"device", "peak_gflops_per_s": {dtype: GFLOP/s}, "bandwidth_gbytes_per_s",
     "source": "measured", "measured": {...}, "theoretical": {"peak_gflops_per_s",
-    "bandwidth_gbytes_per_s", "assumptions"}, "cached": bool, "cache_file": str}.
+    "bandwidth_gbytes_per_s", "assumptions"}, "cached": bool, "cache_file": str, "written_at" (epoch
+    seconds), "measured_at", "age" (text), "confidence" (trust.confidence), "remeasured_because"}.
+
+    A cached measurement that is implausible (`trust.implausible`: low confidence, far under the
+    theoretical peak, or no stated conditions) is measured again, and `remeasured_because` says why.
     """
     measure_options = dict(measure_options or {})
     key = cache_key(device)
     path = _cache_file(cache_directory(cache_dir), key)
-    measured = None if refresh else _load_cached(path, key, measure_options)
+    from .trust import describe_age, implausible
+    is_cpu = "CPU" in device.upper()
+    theoretical = theoretical_cpu() if is_cpu else _no_theoretical(device)
+    record = None if refresh else _load_cached(path, key, measure_options)
+    measured = record["ceilings"] if record else None
+    remeasured_because = None
+    if measured is not None and is_cpu:
+        remeasured_because = implausible(measured, theoretical["peak_gflops_per_s"].get("float32"))
+        if remeasured_because:
+            measured = None
     cached = measured is not None
+    written_at = record.get("written_at_epoch") if cached else None
     if not cached:
         measured = measure_peaks(device, **measure_options)
+        written_at = time.time()
         write_json_atomic(path, {"format": CACHE_FORMAT, "key": key, "measure_options": measure_options,
-                                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ceilings": measured})
-    is_cpu = "CPU" in device.upper()
+                                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 "written_at_epoch": written_at, "ceilings": measured})
+    conditions = measured.get("measured", {}).get("conditions") or {}
     return {
         "device": device,
         "peak_gflops_per_s": dict(measured["peak_gflops_per_s"]),
         "bandwidth_gbytes_per_s": measured["bandwidth_gbytes_per_s"],
         "source": measured.get("source", "measured"),
         "measured": measured.get("measured", {}),
-        "theoretical": theoretical_cpu() if is_cpu else _no_theoretical(device),
+        "theoretical": theoretical,
         "cached": cached,
         "cache_file": str(path),
+        "written_at": written_at,
+        "measured_at": conditions.get("measured_at"),
+        "age": describe_age(written_at),
+        "confidence": conditions.get("confidence"),
+        "remeasured_because": remeasured_because,
     }
