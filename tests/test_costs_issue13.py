@@ -59,6 +59,7 @@ def test_unary_ops_composition_sums_its_chain():
     assert cost("_UnaryOpsComposition", [x], [x]).source == UNKNOWN  # no attributes: unknown, not zero
 
 
+@pytest.mark.tf
 def test_model_with_resizing_prelu_and_cumsum_is_covered(tf_runtime):
     import keras
 

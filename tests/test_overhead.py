@@ -27,6 +27,7 @@ def test_terminal_shows_overhead_and_straggler():
     assert "straggler                 w3" in text and "+20.0%" in text
 
 
+@pytest.mark.tf
 def test_profile_writes_profiler_overhead(tf_runtime, tmp_path):
     import keras
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, name="fc")], name="mlp")

@@ -114,6 +114,7 @@ def _best_rate(ops) -> float:
     return float(ops.loc[usable.fillna(False), "gflops_per_s"].max())
 
 
+@pytest.mark.tf
 def test_cached_ceiling_a_third_of_measured_is_called_low_not_a_counting_error(tf_runtime, tmp_path,
                                                                                  monkeypatch):
     import keras
@@ -149,6 +150,7 @@ def test_low_confidence_ceilings_are_named_in_the_warnings():
     assert any("low confidence (other processes used 76%)" in w for w in summary["warnings"])
 
 
+@pytest.mark.tf
 def test_report_of_a_resnet_style_model_opens_on_figures_and_flags_no_zero_flop_op(tf_runtime, tmp_path,
                                                                                     monkeypatch):
     import keras

@@ -77,6 +77,7 @@ def res_model(keras):
     return keras.Model(x, L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(y)), name="tinyres")
 
 
+@pytest.mark.tf
 def test_jit_compile_op_time_within_step_and_macs_equal_the_plain_run(tf_runtime):
     import keras
     from traceflops.roofline.peaks import theoretical_cpu
@@ -94,6 +95,7 @@ def test_jit_compile_op_time_within_step_and_macs_equal_the_plain_run(tf_runtime
     assert summary["coverage"] == 1.0
 
 
+@pytest.mark.tf
 def test_cluster_without_instruction_events_is_priced_as_one_row(tf_runtime):
     import dataclasses
 
