@@ -1,8 +1,8 @@
 """Print the package's module tree, one line per module: its path and its docstring's first sentence.
 
-    python scripts/module_tree.py            # the table docs/design.md holds between its markers
-    python scripts/module_tree.py --check    # exit 1 when docs/design.md's table differs (a test runs this)
-    python scripts/module_tree.py --write    # rewrite that table in docs/design.md
+    python scripts/module_tree.py            # the table README.md and docs/design.md hold between their markers
+    python scripts/module_tree.py --check    # exit 1 when either file's table differs (a test runs this)
+    python scripts/module_tree.py --write    # rewrite the table in both files
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DESIGN = REPO / "docs" / "design.md"
+DOCS = [REPO / "README.md", REPO / "docs" / "design.md"]
 BEGIN, END = "<!-- module-tree: begin (scripts/module_tree.py --write) -->", "<!-- module-tree: end -->"
 STAGE_ORDER = ["capture", "trace", "graph", "costs", "join", "roofline", "report"]
 
@@ -38,8 +38,8 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def _current() -> str:
-    text = DESIGN.read_text()
+def _current(path: Path) -> str:
+    text = path.read_text()
     return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
 
 
@@ -48,13 +48,14 @@ def main(argv=None) -> int:
     if "--check" in args:
         # line counts move with every edit; the check is on the modules and what they say they do
         strip = lambda t: [(r.split("|")[1], r.split("|")[3]) for r in t.splitlines()[2:]]  # noqa: E731
-        same = strip(_current()) == strip(table())
-        print("docs/design.md: module tree up to date" if same else "docs/design.md: module tree differs")
-        return 0 if same else 1
+        stale = [p.name for p in DOCS if strip(_current(p)) != strip(table())]
+        print(f"module tree differs in {', '.join(stale)}" if stale else "module tree up to date")
+        return 1 if stale else 0
     if "--write" in args:
-        text = DESIGN.read_text()
-        start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-        DESIGN.write_text(text[:start] + "\n" + table() + "\n" + text[end:])
+        for path in DOCS:
+            text = path.read_text()
+            start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+            path.write_text(text[:start] + "\n" + table() + "\n" + text[end:])
         return 0
     print(table())
     return 0

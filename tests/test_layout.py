@@ -1,4 +1,5 @@
-"""The package's shape (issue 9): small modules and functions, and docs/design.md's module table current."""
+"""The package's shape (issue 9): small modules and functions, and the module tables in README.md and
+docs/design.md current."""
 import ast
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def test_design_doc_lists_every_module_with_what_it_does():
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "module_tree.py"), "--check"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    table = (REPO / "docs" / "design.md").read_text()
-    for path in _modules():
-        assert f"`{path.relative_to(REPO).as_posix()}`" in table
+    for doc in ("README.md", "docs/design.md"):
+        table = (REPO / doc).read_text()
+        for path in _modules():
+            assert f"`{path.relative_to(REPO).as_posix()}`" in table, (doc, path)

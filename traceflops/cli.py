@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--train", action="store_true",
                       help="profile full training steps (forward, loss, gradients, optimizer update) with the "
                            "model's compiled loss and optimizer (SGD and a loss fitting the output if it has none)")
+    prof.add_argument("--expose-profiler-port", action="store_true",
+                      help="where no private network namespace can be made, let TensorFlow's profiler server "
+                           "listen on every interface (an unauthenticated service anyone who reaches this machine "
+                           "can use) instead of capturing at host tracer level 2")
     prof.add_argument("--allow-unsafe", action="store_true",
                       help="load models Keras safe mode refuses (Lambda layers); only for files you trust")
     prof.add_argument("--refresh-ceilings", action="store_true",
@@ -129,7 +133,7 @@ def _run(args) -> int:
             raise_usage("profile needs a model path (or --example)")
         result = api.profile(args.model, out=args.out, device=args.device, batch_size=args.batch_size,
                              steps=args.steps, warmup=args.warmup, host_tracer_level=args.host_tracer_level,
-                             allow_unsafe=args.allow_unsafe,
+                             allow_unsafe=args.allow_unsafe, expose_profiler_port=args.expose_profiler_port,
                              inter_op_threads=args.inter_op_threads or None, jit_compile=args.jit_compile,
                              roofline=not args.no_roofline, refresh_ceilings=args.refresh_ceilings,
                              threshold=args.threshold, train=args.train,
