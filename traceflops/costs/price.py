@@ -137,7 +137,8 @@ def _price_hlo(op: HloOp) -> Cost:
     cost = op.module.instruction_cost(op.instruction)
     size = op.module.instruction_bytes(op.instruction)
     source = hlo.XLA if cost.flops is not None else UNKNOWN
-    return Cost(cost.flops, cost.macs, size, source, cost.dtype, cost.note)
+    return Cost(cost.flops, cost.macs, size, source, cost.dtype, cost.note, cost.transcendentals,
+                cost.xla_valid_macs)
 
 
 def price(description, missing: str = "nothing describes this execution") -> Cost:

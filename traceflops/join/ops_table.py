@@ -9,7 +9,8 @@
 | dtype | the dtype the op computes in |
 | input_shapes, output_shapes | tensors as `float32[4,32];float32[32,8]` |
 | occurrences | executions inside the profiled steps |
-| flops, macs, bytes | per occurrence (macs only for contraction ops) |
+| flops, macs, bytes | per occurrence (macs only for contraction ops; convolutions count every kernel tap) |
+| xla_valid_macs | XLA convolutions: XLA's own count, FMAs over valid (non-padding) window positions, as XProf's hlo_stats reports it |
 | total_time_us, avg_time_us | measured time, all occurrences / per occurrence |
 | gflops_per_s | flops x occurrences / total time |
 | gbytes_per_s | bytes x occurrences / total time |
@@ -31,7 +32,7 @@ from ..costs import UNKNOWN
 from ..graph import layer_of
 
 OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "device", "dtype", "input_shapes", "output_shapes",
-               "occurrences", "flops", "macs", "bytes", "total_time_us", "avg_time_us", "gflops_per_s",
+               "occurrences", "flops", "macs", "xla_valid_macs", "bytes", "total_time_us", "avg_time_us", "gflops_per_s",
                "gbytes_per_s", "intensity", "time_share", "flops_source", "note"]
 # The count a rolled-up op reports when its kernels' sources differ (unknown wins over all).
 _SOURCE_ORDER = ("xla", "shapes", "formula", "zero")
@@ -47,7 +48,7 @@ def _host_row(record: dict) -> dict:
             "layer": record["layer"], "device": record["device"], "dtype": record["dtype"],
             "input_shapes": record["input_shapes"], "output_shapes": record["output_shapes"],
             "occurrences": record["occurrences"], "flops": _whole(record["flops"]), "macs": _whole(record["macs"]),
-            "bytes": _whole(record["bytes"]), "total_time_us": total_us,
+            "xla_valid_macs": _whole(record["xla_valid_macs"]), "bytes": _whole(record["bytes"]), "total_time_us": total_us,
             "avg_time_us": total_us / record["occurrences"], "flops_source": record["flops_source"],
             "note": record["note"]}
 
@@ -62,13 +63,15 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
     frame = kernels.assign(
         flop_total=kernels["flops"].astype("Float64") * kernels["occurrences"],
         byte_total=kernels["bytes"].astype("Float64") * kernels["occurrences"],
+        valid_total=kernels["xla_valid_macs"].astype("Float64") * kernels["occurrences"],
         **{f"has_{s}": kernels["flops_source"] == s for s in (UNKNOWN,) + _SOURCE_ORDER})
     frame["flop_missing"] = frame["flop_total"].isna()
     frame["byte_missing"] = frame["byte_total"].isna()
     grouped = frame.groupby(keys, sort=False, dropna=False)
     table = grouped.agg(occurrences=("occurrences", "max"), kernels=("kernel_name", "size"),
                         total_ps=("total_ps", "sum"), flop_total=("flop_total", "sum"),
-                        byte_total=("byte_total", "sum"), flop_missing=("flop_missing", "any"),
+                        byte_total=("byte_total", "sum"), valid_total=("valid_total", "sum"),
+                        valid_any=("valid_total", "count"), flop_missing=("flop_missing", "any"),
                         byte_missing=("byte_missing", "any"),
                         **{f"has_{s}": (f"has_{s}", "any") for s in (UNKNOWN,) + _SOURCE_ORDER})
     main = (frame.sort_values("total_ps", ascending=False, kind="stable").groupby(keys, sort=False, dropna=False)
@@ -86,7 +89,8 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
             "dtype": row["dtype"] or "", "input_shapes": row["shape"] or "", "output_shapes": "",
             "occurrences": occurrences,
             "flops": None if unknown or row["flop_missing"] else int(row["flop_total"]) // occurrences,
-            "macs": None, "bytes": None if row["byte_missing"] else int(row["byte_total"]) // occurrences,
+            "macs": None, "xla_valid_macs": int(row["valid_total"]) // occurrences if row["valid_any"] else None,
+            "bytes": None if row["byte_missing"] else int(row["byte_total"]) // occurrences,
             "total_time_us": total_us, "avg_time_us": total_us / occurrences, "flops_source": source,
             "note": f"{row['kernels']} kernel(s); " + (row["note"] or "")})
     return rows
@@ -112,7 +116,7 @@ _RATE_COLUMNS = ("gflops_per_s", "gbytes_per_s", "intensity", "time_share")
 def add_rates(table: pd.DataFrame, total_op_us: float) -> pd.DataFrame:
     """GFLOP/s, GB/s, intensity and time share from counts and times (NaN where unknown)."""
     table = table.copy()
-    for column in ("flops", "macs", "bytes"):
+    for column in ("flops", "macs", "xla_valid_macs", "bytes"):
         table[column] = pd.array(table[column], dtype="Int64")
     seconds = table["total_time_us"].astype(float) / 1e6
     flops = table["flops"].astype("Float64") * table["occurrences"]

@@ -20,6 +20,7 @@ source into one op-metrics database.
 | total_bytes | memcpys: the bytes copied by all occurrences together |
 | unit | the launch unit a kernel belongs to (its op or HLO instruction), for the split rule |
 | flops, macs, bytes, dtype, flops_source, note | the `Cost` of ONE execution |
+| xla_valid_macs | XLA convolutions: XLA's valid-window FMA count beside the textbook `macs` |
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from ..graph.resolve import describe_tf_op, describe_tf_ops
 RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
                   "program_id", "hlo_op", "framework_op", "shape", "input_shapes", "output_shapes", "layer",
                   "occurrences", "total_ps", "min_ps", "max_ps", "kernel_details", "total_bytes", "unit",
-                  "flops", "macs", "bytes", "dtype", "flops_source", "note"]
+                  "flops", "macs", "xla_valid_macs", "bytes", "dtype", "flops_source", "note"]
 # Runtime copy / fill kernels (HIP implements some memcpys and memsets as kernels).
 _RUNTIME_COPY_KERNEL = re.compile(r"^__amd_rocclr_(copy|fill)", re.IGNORECASE)
 _SIZE = re.compile(r"(?:^|\s)size:(\d+)")
@@ -90,8 +91,8 @@ def _timed_groups(events: pd.DataFrame, keys: list, time_column: str, first: tup
 
 
 def _cost_fields(cost: Cost) -> dict:
-    return {"flops": cost.flops, "macs": cost.macs, "bytes": cost.bytes, "dtype": cost.dtype,
-            "flops_source": cost.source, "note": cost.note}
+    return {"flops": cost.flops, "macs": cost.macs, "xla_valid_macs": cost.xla_valid_macs, "bytes": cost.bytes,
+            "dtype": cost.dtype, "flops_source": cost.source, "note": cost.note}
 
 
 def _base(source: str, group) -> dict:
@@ -214,7 +215,7 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
                + kernel_records(work[kinds == "kernel"], index, graph)
                + memcpy_records(work[kinds == "memcpy"]))
     frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
-    for column in ("flops", "macs", "bytes"):
+    for column in ("flops", "macs", "xla_valid_macs", "bytes"):
         frame[column] = pd.array(frame[column], dtype="Int64")
     frame["program_id"] = pd.array(frame["program_id"], dtype="Int64")
     return frame
