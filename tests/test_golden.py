@@ -32,7 +32,15 @@ CHANGED = {
     ("kernels.csv", "note"): (TEXTBOOK_CONV + ": a convolution's note gives both counts",
                               lambda v: _CONV_NOTE.sub(r"\1", str(v))),
     ("ops.csv", "note"): (TEXTBOOK_CONV + ": likewise", lambda v: _CONV_NOTE.sub(r"\1", str(v))),
+    ("ops.csv", "layer"): ("issue 15: a JAX name-stack scope is unwrapped from its transformations "
+                           "(`transpose(jvp(dense))` -> `dense`, the layer)", lambda v: _unwrap_scope(str(v))),
 }
+def _unwrap_scope(scope: str) -> str:
+    while re.match(r"^[\w.-]+\((.*)\)$", scope):
+        scope = re.match(r"^[\w.-]+\((.*)\)$", scope).group(1)
+    return scope
+
+
 # Rows priced as XLA convolutions (`xla_valid_macs` set): their FLOPs now count every kernel tap
 # (TEXTBOOK_CONV). The frozen count was XLA's valid-window one, so it must equal 2 x xla_valid_macs;
 # the columns proportional to FLOPs change by the same factor.

@@ -108,6 +108,12 @@ class HloOp:
     def shape(self) -> str:
         return hlo.shape_text(self.instruction.shape)
 
+    @property
+    def layer(self) -> str:
+        """The Keras layer (costs/hlo/layers.py): from the name stack, else the variable it updates."""
+        from .hlo.layers import instruction_layer
+        return instruction_layer(self.module, self.instruction)
+
 
 class HloIndex:
     """The executable instructions of every module, found by (program id, name) or (module, name)."""

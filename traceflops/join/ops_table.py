@@ -75,7 +75,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
                         byte_missing=("byte_missing", "any"),
                         **{f"has_{s}": (f"has_{s}", "any") for s in (UNKNOWN,) + _SOURCE_ORDER})
     main = (frame.sort_values("total_ps", ascending=False, kind="stable").groupby(keys, sort=False, dropna=False)
-            [["framework_op", "dtype", "shape", "note"]].first())
+            [["framework_op", "layer", "dtype", "shape", "note"]].first())
     table = table.join(main).reset_index()
     rows = []
     for row in table.to_dict("records"):
@@ -85,7 +85,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
         total_us = float(row["total_ps"]) / 1e6
         rows.append({
             "op_name": row["op_name"], "op_type": row["op_type"], "hlo_module": row["hlo_module"],
-            "layer": layer_of(row["framework_op"] or row["op_name"]), "device": row["device"],
+            "layer": row["layer"] or layer_of(row["framework_op"] or row["op_name"]), "device": row["device"],
             "dtype": row["dtype"] or "", "input_shapes": row["shape"] or "", "output_shapes": "",
             "occurrences": occurrences,
             "flops": None if unknown or row["flop_missing"] else int(row["flop_total"]) // occurrences,

@@ -129,7 +129,7 @@ def xla_records(xla: pd.DataFrame, index: HloIndex) -> list:
                         "op_name": group["op_name"], "op_type": op.op_type if op else "",
                         "hlo_module": group["hlo_module"], "framework_op": op.framework_op if op else "",
                         "output_shapes": op.shape if op else "",
-                        "layer": layer_of(op.framework_op) if op else "", **_cost_fields(cost)})
+                        "layer": op.layer if op else "", **_cost_fields(cost)})
     return records
 
 
@@ -138,22 +138,23 @@ _KERNEL_KEYS = ["host", "plane", "line", "name", "op_name", "op_type", "shape", 
 
 
 def _kernel_description(group: dict, index: HloIndex, graph):
-    """(unit, op_name, op_type, framework_op, cost) of one kernel group, by what launched it."""
+    """(unit, op_name, op_type, framework_op, cost, layer) of one kernel group, by what launched it."""
     host, plane = group["host"], group["plane"]
     if group["hlo_op"]:
         program = group["program_id"]
         op = index.describe(program, group["hlo_module"], group["hlo_op"])
         unit = ("xla", host, plane, group["hlo_module"], program, group["hlo_op"])
         cost = price(op, _NO_HLO_INSTRUCTION["kernel"])
-        return unit, group["hlo_op"], op.op_type if op else "", op.framework_op if op else "", cost
+        return unit, group["hlo_op"], op.op_type if op else "", op.framework_op if op else "", cost, \
+            op.layer if op else ""
     if not group["op_type"]:
         unit = ("none", host, plane, group["name"])
         if _RUNTIME_COPY_KERNEL.match(group["name"]):
-            return unit, group["op_name"], "", "", Cost(0, None, None, ZERO, "", "runtime copy/fill kernel")
-        return unit, group["op_name"], "", "", Cost(None, None, None, UNKNOWN, "", "no launching op recorded")
+            return unit, group["op_name"], "", "", Cost(0, None, None, ZERO, "", "runtime copy/fill kernel"), ""
+        return unit, group["op_name"], "", "", Cost(None, None, None, UNKNOWN, "", "no launching op recorded"), ""
     unit = ("tf", host, plane, group["op_name"], group["op_type"])
     description = describe_tf_op(group["op_name"], group["op_type"], group["shape"] or None, graph)
-    return unit, group["op_name"], group["op_type"], "", price(description.info)
+    return unit, group["op_name"], group["op_type"], "", price(description.info), layer_of(group["op_name"])
 
 
 def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
@@ -164,12 +165,12 @@ def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
     for group in groups.to_dict("records"):
         if group["program_id"] is not None and np.isnan(group["program_id"]):
             group["program_id"] = None
-        unit, op_name, op_type, framework, cost = _kernel_description(group, index, graph)
+        unit, op_name, op_type, framework, cost, layer = _kernel_description(group, index, graph)
         records.append({**_base("kernel", group), "device": short_device("", group["plane"]),
                         "stream": group["line"], "kernel_name": group["name"], "op_name": op_name,
                         "op_type": op_type, "hlo_module": group["hlo_module"], "program_id": group["program_id"],
                         "hlo_op": group["hlo_op"], "framework_op": framework, "shape": group["shape"],
-                        "input_shapes": group["shape"], "layer": layer_of(framework or op_name),
+                        "input_shapes": group["shape"], "layer": layer,
                         "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost)})
     return records
 
