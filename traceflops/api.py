@@ -22,7 +22,7 @@ from typing import Optional
 import pandas as pd
 
 from . import report
-from .capture.options import validate_capture_options
+from .capture.options import resolve_backend, validate_capture_options
 from .graph import ExecutedGraph
 from .join import join, primary_device
 from .report.outputs import ensure_writable_dir, publish, write_outputs
@@ -74,6 +74,8 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
     wanted = steps if steps is not None else capture_info.get("steps")
     joined = join(trace, graph, wanted, capture_info, str(run_dir))
     result = Result(joined.ops, joined.summary, trace, str(run_dir))
+    if capture_info.get("training"):  # a training-step capture: which loss and optimizer ran
+        result.summary["training"] = capture_info["training"]
     if joined.kernels is not None:
         result.extra_tables.update(kernels=joined.kernels, memcpy=joined.memcpy)
     by_device = choose_ceilings(set(result.ops["device"]), trace, run_dir, ceilings, measure_ceilings)
@@ -88,7 +90,8 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
 def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: int = 10, warmup: int = 3,
             host_tracer_level: int = 3, allow_unsafe: bool = False, inter_op_threads: Optional[int] = 1,
             jit_compile: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
-            threshold: float = 0.5, expose_profiler_port: bool = False) -> Result:
+            threshold: float = 0.5, expose_profiler_port: bool = False, backend: Optional[str] = None,
+            train: bool = False) -> Result:
     """Run `model` (a Keras model, or a path to .keras/.h5/SavedModel) under the profiler and analyse it.
 
     The capture runs in a child process in its own network namespace
@@ -96,11 +99,23 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     the network and ends with the capture. `expose_profiler_port` allows a server
     on every interface where no namespace can be made (otherwise: host tracer level 2).
 
+    `backend` `jax` (default: $KERAS_BACKEND, else `tensorflow`) loads the `.keras` file
+    on Keras's JAX backend and profiles a jitted step through the XLA path, without
+    TensorFlow (`capture/jax_capture.py`); with `train`, a jitted training step.
+
     With `out`, the outputs and the TensorBoard logdir (`out/logdir`) are written
     there; everything is first written to a staging directory inside `out` and
     moved into place only when the whole run succeeded.
     """
     validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
+    backend = resolve_backend(backend)
+    on_jax = backend == "jax"
+    if on_jax:
+        from .capture.jax_capture import capture_jax_isolated, check_jax_installed, short_device
+        check_jax_installed()
+    elif train:
+        from .errors import UsageError
+        raise UsageError("--train: training steps are profiled on the JAX backend here (--backend jax)")
     out_dir = ensure_writable_dir(out) if out is not None else None
     from . import capture
     if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
@@ -109,15 +124,18 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     ceilings = None
     if roofline:
         from .roofline import peaks
-        # Measured once per machine, device and TensorFlow version, then cached.
-        ceilings = peaks.get_ceilings(capture.resolve_device(device).replace("/device:", ""),
-                                      refresh=refresh_ceilings)
+        # Measured once per machine, device and TensorFlow (or JAX) version, then cached.
+        name = short_device(device) if on_jax else capture.resolve_device(device).replace("/device:", "")
+        ceilings = peaks.get_ceilings(name, refresh=refresh_ceilings, backend="jax" if on_jax else None)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".traceflops-staging-"))
     try:
-        captured = capture.capture_isolated(
+        run_capture = capture_jax_isolated if on_jax else capture.capture_isolated
+        extra = {"train": train} if on_jax else {}
+        captured = run_capture(
             model, staging / "logdir", allow_unsafe=allow_unsafe, allow_exposed_server=expose_profiler_port,
             batch_size=batch_size, steps=steps, warmup=warmup, device=device,
-            host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile)
+            host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile,
+            **extra)
         if ceilings is not None:
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))

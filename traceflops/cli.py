@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--inter-op-threads", type=int, default=1,
                       help="TensorFlow inter-op threads (default 1: ops run one at a time, so their "
                            "times add up; 0 leaves TensorFlow's default)")
+    prof.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+                      help="Keras backend to run the model on (default: $KERAS_BACKEND, else tensorflow); jax "
+                           "profiles a jitted step through XLA and needs no TensorFlow (pip install "
+                           "'traceflops[jax]')")
+    prof.add_argument("--train", action="store_true",
+                      help="profile training steps (forward, loss, gradients, optimizer update; --backend jax); "
+                           "the model's compiled loss and optimizer, else SGD and a loss that fits its output")
     prof.add_argument("--jit-compile", action="store_true",
                       help="compile the inference step with XLA (Keras does this by default on GPU)")
     prof.add_argument("--allow-unsafe", action="store_true",
@@ -59,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk = sub.add_parser("peaks", help="measure (or show cached) compute and memory ceilings of a device")
     pk.add_argument("--device", default="CPU:0")
     pk.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
+    pk.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+                    help="measure through TensorFlow or JAX (default: tensorflow when installed, else jax)")
     pk.add_argument("--json", action="store_true")
     return parser
 
@@ -77,11 +86,17 @@ def example_model_path() -> str:
 
 
 def _peaks(args) -> int:
-    from . import capture
     from .roofline import peaks
-    capture.set_threading(None)
-    device = capture.resolve_device(args.device).replace("/device:", "")
-    ceilings = peaks.get_ceilings(device, refresh=args.refresh)
+    backend = peaks.measuring_backend(args.backend)
+    if backend == "jax":
+        from .capture.jax_capture import check_jax_installed, short_device
+        check_jax_installed()
+        device = short_device(args.device)
+    else:
+        from . import capture
+        capture.set_threading(None)
+        device = capture.resolve_device(args.device).replace("/device:", "")
+    ceilings = peaks.get_ceilings(device, refresh=args.refresh, backend=backend)
     if args.json:
         from .report import to_jsonable
         print(json.dumps(to_jsonable(ceilings), indent=2))
@@ -116,7 +131,7 @@ def _run(args) -> int:
                              allow_unsafe=args.allow_unsafe,
                              inter_op_threads=args.inter_op_threads or None, jit_compile=args.jit_compile,
                              roofline=not args.no_roofline, refresh_ceilings=args.refresh_ceilings,
-                             threshold=args.threshold)
+                             threshold=args.threshold, backend=args.backend, train=args.train)
     else:
         if args.out:
             api.ensure_writable_dir(args.out)
@@ -128,6 +143,11 @@ def _run(args) -> int:
         print(json.dumps(report.to_jsonable(result.summary), indent=2))
     else:
         report.render_terminal(result.ops, result.summary, top=args.top)
+        training = result.summary.get("training")
+        if training:
+            print(f"training step: loss {training['loss']}, optimizer {training['optimizer']}"
+                  + (" (defaults: the model had no compiled loss or optimizer)" if training["defaulted"] else
+                     " (the model's compiled loss and optimizer)"))
         if args.out:
             extra = ", roofline.png, report.html" if result.ceilings is not None else ""
             print(f"wrote {args.out}/: ops.csv, summary.json{extra}")

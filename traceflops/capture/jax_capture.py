@@ -54,6 +54,12 @@ def check_jax_installed() -> None:
         raise UsageError(f"--backend jax needs {' and '.join(missing)}, which is not installed ({INSTALL_HINT})")
 
 
+def short_device(device: str) -> str:
+    """`cpu:0`, `/device:GPU:1`, `gpu` -> `CPU:0`, `GPU:1`, `GPU:0`."""
+    kind, _, index = str(device).replace("/device:", "").strip().upper().partition(":")
+    return f"{kind}:{int(index or 0)}"
+
+
 # ---------------------------------------------------------------- parent side
 
 def capture_jax_isolated(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
