@@ -194,7 +194,8 @@ def run_request(request: dict) -> dict:
             "batch_size": request["batch_size"], "steps": request["steps"], "warmup": request["warmup"],
             "backend": "jax", "jax": jax.__version__, "keras": keras.__version__, "jit_compile": True,
             "host_tracer_level": None, "inter_op_threads": None, "step_wall_times_us": times,
-            "variable_layers": {v.path: v.path.split("/")[0] for v in model.trainable_variables}}
+            "variable_layers": {v.path: v.path.split("/")[0] for v in model.trainable_variables},
+            "tensorflow_imported": "tensorflow" in sys.modules}
     if training is not None:
         info["training"] = training
     from ..files import atomic_write_text
