@@ -19,7 +19,8 @@ TRACES = REPO / "traces"
 # Columns added since the freeze (name -> the issue that asked for it).
 TEXTBOOK_CONV = "issue 15/13: textbook convolution count on the XLA path"
 _CONV_NOTE = re.compile(r"(convolution[\w -]*): 2 x \d+ (FMAs over valid window positions|MACs \(.*?positions\))")
-NEW_COLUMNS = {"xla_valid_macs": TEXTBOOK_CONV + " (XLA's valid-window count moved to its own column)"}
+NEW_COLUMNS = {"xla_valid_macs": TEXTBOOK_CONV + " (XLA's valid-window count moved to its own column)",
+               "source_line": "issue 15: XLA rows name the source line their HLO metadata gives"}
 # Columns renamed since the freeze: old name -> new name.
 RENAMED = {}
 # Values whose spelling changed on purpose since the freeze: (table, column) -> (why, a function that

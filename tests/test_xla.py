@@ -33,10 +33,19 @@ def row(frame, program_id, hlo_op):
 
 # ---------------------------------------------------------------- the schema
 
+def _tf_name(name):
+    """Our flat `StackFrameIndexProto_FileLocation` is TensorFlow's nested `StackFrameIndexProto.FileLocation`."""
+    return name.replace("Proto_", "Proto.")
+
+
 def _tf_message(name):
     from tensorflow.compiler.xla import xla_data_pb2
     from tensorflow.compiler.xla.service import hlo_pb2
-    return getattr(hlo_pb2, name, None) or getattr(xla_data_pb2, name)
+    outer, *inner = _tf_name(name).split(".")
+    message = getattr(hlo_pb2, outer, None) or getattr(xla_data_pb2, outer)
+    for part in inner:
+        message = getattr(message, part)
+    return message
 
 
 def test_every_field_number_matches_tensorflow(tf_runtime):
@@ -45,7 +54,7 @@ def test_every_field_number_matches_tensorflow(tf_runtime):
     for name in hlo_schema.MESSAGE_FIELDS:
         ours = getattr(hlo_schema, name).DESCRIPTOR
         theirs = _tf_message(name).DESCRIPTOR
-        assert theirs.full_name == f"xla.{name}"
+        assert theirs.full_name == f"xla.{_tf_name(name)}"
         for field in ours.fields:
             assert field.name in theirs.fields_by_name, f"{name}.{field.name} is not in TensorFlow's schema"
             other = theirs.fields_by_name[field.name]

@@ -114,6 +114,12 @@ class HloOp:
         from .hlo.layers import instruction_layer
         return instruction_layer(self.module, self.instruction)
 
+    @property
+    def source_line(self) -> str:
+        """`file:line` the instruction came from (costs/hlo/layers.py), "" when the HLO does not say."""
+        from .hlo.layers import source_line
+        return source_line(self.module.module, self.instruction)
+
 
 class HloIndex:
     """The executable instructions of every module, found by (program id, name) or (module, name)."""

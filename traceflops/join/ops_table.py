@@ -18,6 +18,7 @@
 | time_share | share of all op time in the profiled steps |
 | flops_source | `formula`, `zero` (declared zero-FLOP), `xla` (from the HLO in the trace), `shapes` (no graph: attributes inferred from shapes, see note) or `unknown` |
 | note | the formula used, the zero reason, or why the count is unknown |
+| source_line | XLA rows: `file:line` from the HLO metadata (on JAX, the Keras layer's code that made the op), else "" |
 
 Host TF ops and host XLA instructions are rows of their own. A GPU op's host
 event only times its launch, so its row is the roll-up of the kernels it
@@ -33,7 +34,7 @@ from ..graph import layer_of
 
 OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "device", "dtype", "input_shapes", "output_shapes",
                "occurrences", "flops", "macs", "xla_valid_macs", "bytes", "total_time_us", "avg_time_us", "gflops_per_s",
-               "gbytes_per_s", "intensity", "time_share", "flops_source", "note"]
+               "gbytes_per_s", "intensity", "time_share", "flops_source", "note", "source_line"]
 # The count a rolled-up op reports when its kernels' sources differ (unknown wins over all).
 _SOURCE_ORDER = ("xla", "shapes", "formula", "zero")
 
@@ -50,7 +51,7 @@ def _host_row(record: dict) -> dict:
             "occurrences": record["occurrences"], "flops": _whole(record["flops"]), "macs": _whole(record["macs"]),
             "xla_valid_macs": _whole(record["xla_valid_macs"]), "bytes": _whole(record["bytes"]), "total_time_us": total_us,
             "avg_time_us": total_us / record["occurrences"], "flops_source": record["flops_source"],
-            "note": record["note"]}
+            "note": record["note"], "source_line": record["source_line"]}
 
 
 def _launched_rows(kernels: pd.DataFrame) -> list:
@@ -75,7 +76,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
                         byte_missing=("byte_missing", "any"),
                         **{f"has_{s}": (f"has_{s}", "any") for s in (UNKNOWN,) + _SOURCE_ORDER})
     main = (frame.sort_values("total_ps", ascending=False, kind="stable").groupby(keys, sort=False, dropna=False)
-            [["framework_op", "layer", "dtype", "shape", "note"]].first())
+            [["framework_op", "layer", "dtype", "shape", "note", "source_line"]].first())
     table = table.join(main).reset_index()
     rows = []
     for row in table.to_dict("records"):
@@ -92,7 +93,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
             "macs": None, "xla_valid_macs": int(row["valid_total"]) // occurrences if row["valid_any"] else None,
             "bytes": None if row["byte_missing"] else int(row["byte_total"]) // occurrences,
             "total_time_us": total_us, "avg_time_us": total_us / occurrences, "flops_source": source,
-            "note": f"{row['kernels']} kernel(s); " + (row["note"] or "")})
+            "note": f"{row['kernels']} kernel(s); " + (row["note"] or ""), "source_line": row["source_line"] or ""})
     return rows
 
 

@@ -21,6 +21,7 @@ source into one op-metrics database.
 | unit | the launch unit a kernel belongs to (its op or HLO instruction), for the split rule |
 | flops, macs, bytes, dtype, flops_source, note | the `Cost` of ONE execution |
 | xla_valid_macs | XLA convolutions: XLA's valid-window FMA count beside the textbook `macs` |
+| source_line | XLA work: the `file:line` its HLO metadata names (a Keras layer's code on JAX), else "" |
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from ..graph.resolve import describe_tf_op, describe_tf_ops
 RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
                   "program_id", "hlo_op", "framework_op", "shape", "input_shapes", "output_shapes", "layer",
                   "occurrences", "total_ps", "min_ps", "max_ps", "kernel_details", "total_bytes", "unit",
-                  "flops", "macs", "xla_valid_macs", "bytes", "dtype", "flops_source", "note"]
+                  "flops", "macs", "xla_valid_macs", "bytes", "dtype", "flops_source", "note", "source_line"]
 # Runtime copy / fill kernels (HIP implements some memcpys and memsets as kernels).
 _RUNTIME_COPY_KERNEL = re.compile(r"^__amd_rocclr_(copy|fill)", re.IGNORECASE)
 _SIZE = re.compile(r"(?:^|\s)size:(\d+)")
@@ -100,7 +101,7 @@ def _base(source: str, group) -> dict:
             "hlo_module": "", "program_id": None, "hlo_op": "", "framework_op": "", "shape": "",
             "input_shapes": "", "output_shapes": "", "layer": "", "occurrences": int(group["occurrences"]),
             "total_ps": group["total_ps"], "min_ps": group["min_ps"], "max_ps": group["max_ps"],
-            "kernel_details": None, "total_bytes": None, "unit": None}
+            "kernel_details": None, "total_bytes": None, "unit": None, "source_line": ""}
 
 
 def tf_records(ops: pd.DataFrame, graph) -> list:
@@ -129,7 +130,8 @@ def xla_records(xla: pd.DataFrame, index: HloIndex) -> list:
                         "op_name": group["op_name"], "op_type": op.op_type if op else "",
                         "hlo_module": group["hlo_module"], "framework_op": op.framework_op if op else "",
                         "output_shapes": op.shape if op else "",
-                        "layer": op.layer if op else "", **_cost_fields(cost)})
+                        "layer": op.layer if op else "", **_cost_fields(cost),
+                        "source_line": op.source_line if op else ""})
     return records
 
 
@@ -157,6 +159,13 @@ def _kernel_description(group: dict, index: HloIndex, graph):
     return unit, group["op_name"], group["op_type"], "", price(description.info), layer_of(group["op_name"])
 
 
+def _source_line(index: HloIndex, group: dict) -> str:
+    if not group["hlo_op"]:
+        return ""
+    op = index.describe(group["program_id"], group["hlo_module"], group["hlo_op"])
+    return op.source_line if op else ""
+
+
 def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
     """Device kernels grouped by (host, device, stream, kernel, launching op, shapes), each priced as
     one execution of its launching op (the split rule in kernels.py then spreads an op over its kernels)."""
@@ -171,7 +180,8 @@ def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
                         "op_type": op_type, "hlo_module": group["hlo_module"], "program_id": group["program_id"],
                         "hlo_op": group["hlo_op"], "framework_op": framework, "shape": group["shape"],
                         "input_shapes": group["shape"], "layer": layer,
-                        "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost)})
+                        "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost),
+                        "source_line": _source_line(index, group)})
     return records
 
 

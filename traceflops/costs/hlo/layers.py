@@ -23,6 +23,7 @@ _JIT = re.compile(r"^p?jit\(")
 _WRAPPED = re.compile(r"^[\w.-]+\((.*)\)$")
 _VARIABLE = re.compile(r"^\w+\['([^'/]+)/")
 SEARCH_DEPTH = 12
+_KERAS_PLUMBING = re.compile(r"/keras/src/(ops|backend|ops/operation|utils|trainers|models)/")
 
 
 def _unwrap(scope: str) -> str:
@@ -76,3 +77,37 @@ def instruction_layer(mc, instr) -> str:
     if layer or instr.metadata.op_name:
         return layer
     return variable_layer(mc, instr)
+
+
+def source_line(module, instr) -> str:
+    """`file:line` of the instruction's source: `metadata.source_file`/`source_line` where present,
+    else JAX's stack frame (`stack_frame_id` into the module's `stack_frame_index`): the innermost
+    frame outside JAX and Keras's op and backend layers (so a Keras layer's own code, or the
+    user's); else the innermost outside JAX. The path keeps its last 3 parts."""
+    meta = instr.metadata
+    if meta.source_file:
+        return f"{_short(meta.source_file)}:{meta.source_line}"
+    index = module.stack_frame_index
+    frame_id = meta.stack_frame_id
+    seen = set()
+    first = ""
+    while 0 < frame_id <= len(index.stack_frames) and frame_id not in seen:
+        seen.add(frame_id)
+        frame = index.stack_frames[frame_id - 1]
+        if not 0 < frame.file_location_id <= len(index.file_locations):
+            break
+        location = index.file_locations[frame.file_location_id - 1]
+        if not 0 < location.file_name_id <= len(index.file_names):
+            break
+        path = index.file_names[location.file_name_id - 1]
+        text = f"{_short(path)}:{location.line}"
+        if "/jax/" not in path and "/jaxlib/" not in path:
+            first = first or text
+            if not _KERAS_PLUMBING.search(path.replace("\\", "/")):
+                return text
+        frame_id = frame.parent_frame_id
+    return first
+
+
+def _short(path: str) -> str:
+    return "/".join(path.replace("\\", "/").split("/")[-3:])
