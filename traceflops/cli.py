@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--device", default="CPU:0")
     pk.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
     pk.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
-                    help="measure through TensorFlow or JAX (default: tensorflow when installed, else jax)")
+                    help="measure through TensorFlow or JAX (default: jax when KERAS_BACKEND=jax or TensorFlow "
+                         "is not installed, else tensorflow)")
     pk.add_argument("--json", action="store_true")
     return parser
 
@@ -87,7 +88,8 @@ def example_model_path() -> str:
 
 def _peaks(args) -> int:
     from .roofline import peaks
-    backend = peaks.measuring_backend(args.backend)
+    env_jax = "jax" if os.environ.get("KERAS_BACKEND", "").strip().lower() == "jax" else None
+    backend = peaks.measuring_backend(args.backend or env_jax)
     if backend == "jax":
         from .capture.jax_capture import check_jax_installed, short_device
         check_jax_installed()
