@@ -193,3 +193,18 @@ def test_name_stack_layers():
     assert name_stack_layer("jit(step)/jvp(dense)/jit(relu)/max") == "dense"
     assert name_stack_layer("jit(step)/dot_general") == ""
     assert name_stack_layer("model/conv2d/Conv2D") == "conv2d"  # TensorFlow names as before
+
+
+def test_jax_ceilings_are_measured_with_jax_and_cached_apart(tmp_path, monkeypatch):
+    from traceflops.roofline import peaks, peaks_jax
+    small = peaks_jax.measure_peaks_jax("CPU:0", sizes=(64,), dtypes=("float32",), repeats=1,
+                                        buffer_bytes=1 << 20, time_budget_s=2.0)
+    assert small["peak_gflops_per_s"]["float32"] > 0 and small["bandwidth_gbytes_per_s"] > 0
+    assert small["measured"]["backend"] == "jax"
+    calls = []
+    monkeypatch.setattr(peaks_jax, "measure_peaks_jax", lambda device, **_: calls.append(device) or small)
+    first = peaks.get_ceilings("CPU:0", cache_dir=str(tmp_path), backend="jax")
+    again = peaks.get_ceilings("CPU:0", cache_dir=str(tmp_path), backend="jax")
+    assert calls == ["CPU:0"] and not first["cached"] and again["cached"]
+    key = json.loads(Path(first["cache_file"]).read_text())["key"]
+    assert key["backend"] == "jax" and key["jax"] and key["tensorflow"] is None
