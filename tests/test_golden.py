@@ -24,11 +24,15 @@ def _zero_flop_rows(frozen: pd.DataFrame):
 
 _ZERO_FLOP_ROWS = _zero_flop_rows
 # Columns added since the freeze (name -> the issue that asked for it).
+TEXTBOOK_CONV = "issue 15/13: textbook convolution count on the XLA path"
+_CONV_NOTE = re.compile(r"(convolution[\w -]*): 2 x \d+ (FMAs over valid window positions|MACs \(.*?positions\))")
 # A (table, column) key names a column added to one table only; it is left out before comparing.
 NEW_COLUMNS = {
     "phase": "issue 10: forward / backward / optimizer / loss_and_metrics of a training step",
     ("kernels.csv", "bytes"): "issue 13: bytes per occurrence, as in every table (the total is total_bytes)",
     ("memcpy.csv", "bytes"): "issue 13: bytes per occurrence, as in every table (the total is total_bytes)",
+    "xla_valid_macs": TEXTBOOK_CONV + " (XLA's valid-window count moved to its own column)",
+    "source_line": "issue 15: XLA rows name the source line their HLO metadata gives",
 }
 # Columns renamed since the freeze: old name -> new name.
 # A (table, old name) key renames in one table only.
@@ -45,10 +49,14 @@ CHANGED = {
                                  "`fusion:kLoop` (one record type, one spelling)", lambda v: str(v).split(":")[0]),
     ("ops.csv", "op_type"): ("issue 9: likewise for the ops rolled up from XLA kernels",
                              lambda v: str(v).split(":k")[0]),
-    ("ops.csv", "layer"): ("issue 12: a JAX transformation frame (`jvp()`) is no Keras layer, such ops have none; "
-                           "issue 10: a gradient op's layer is read below `gradient_tape/`, like its forward op's",
-                           lambda v: "" if "(" in str(v) else str(v),
+    ("ops.csv", "layer"): ("issue 15: a JAX name-stack scope is unwrapped from its transformations "
+                           "(`transpose(jvp(dense))` -> `dense`, the layer); issue 10: a gradient op's layer is read "
+                           "below `gradient_tape/`, like its forward op's",
+                           lambda v: _unwrap_scope(str(v)),
                            lambda frozen: frozen["op_name"].fillna("").str.contains("gradient_tape/")),
+    ("kernels.csv", "note"): (TEXTBOOK_CONV + ": a convolution's note gives both counts",
+                              lambda v: _CONV_NOTE.sub(r"\1", str(v))),
+    ("ops.csv", "note"): (TEXTBOOK_CONV + ": likewise", lambda v: _CONV_NOTE.sub(r"\1", str(v))),
     # A third element, when present, picks the frozen rows whose value changed on purpose (not compared).
     ("ops.csv", "above_ceiling"): ("issue 13: zero-FLOP ops are never flagged against a ceiling",
                                    lambda v: v, _ZERO_FLOP_ROWS),
@@ -57,6 +65,43 @@ CHANGED = {
         "measured) x 1.10, `ceiling` between the peak x 1.05 and that line",
         lambda v: "compute" if v == "ceiling" else v, _ZERO_FLOP_ROWS),
 }
+def _unwrap_scope(scope: str) -> str:
+    while re.match(r"^[\w.-]+\((.*)\)$", scope):
+        scope = re.match(r"^[\w.-]+\((.*)\)$", scope).group(1)
+    return scope
+
+
+# Rows priced as XLA convolutions (`xla_valid_macs` set): their FLOPs now count every kernel tap
+# (TEXTBOOK_CONV). The frozen count was XLA's valid-window one, so it must equal 2 x xla_valid_macs;
+# the columns proportional to FLOPs change by the same factor.
+CONV_FLOP_COLUMNS = ("flops", "flops_per_occurrence", "gflops_per_s", "intensity")
+# The roofline's verdicts on those rows follow from the new FLOPs; they are not compared there.
+CONV_ROOFLINE_COLUMNS = ("bound", "attainable_gflops_per_s", "efficiency", "recoverable_time_us", "underutilized")
+
+
+def _textbook_conv_rows(frozen: pd.DataFrame, now: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`now` with its convolution rows' FLOP columns mapped back to XLA's valid-window count, after
+    checking that the frozen count is exactly that count."""
+    if "xla_valid_macs" not in now.columns or name not in ("ops.csv", "kernels.csv"):
+        return now
+    conv = now["xla_valid_macs"].notna() & (now["flops"].fillna(0) > 0)
+    if not conv.any():
+        return now
+    now = now.copy()
+    per_occurrence = now["flops"] / (now["occurrences"] if name == "kernels.csv" else 1)
+    factor = 2 * now["xla_valid_macs"] / per_occurrence
+    for column in CONV_FLOP_COLUMNS:
+        if column in now.columns:
+            now.loc[conv, column] = now.loc[conv, column] * factor[conv]
+    for column in CONV_ROOFLINE_COLUMNS:
+        if column in now.columns:
+            now.loc[conv, column] = frozen.loc[conv, column]
+    valid_total = 2 * now["xla_valid_macs"] * (now["occurrences"] if name == "kernels.csv" else 1)
+    assert (frozen.loc[conv, "flops"].astype(float) == valid_total[conv].astype(float)).all(), \
+        f"{name}: frozen convolution FLOPs are not 2 x the new xla_valid_macs"
+    return now
+
+
 # Summary values that changed on purpose: key path -> (why, a function applied to both values).
 SUMMARY_VALUE_CHANGED = {
     "warnings": ("issue 13: COUNTING ERROR? only above max(theoretical, measured) x 1.10, reworded; a model "
@@ -112,13 +157,14 @@ def _same_frame(frozen: pd.DataFrame, now: pd.DataFrame, table: str):
     assert not extra, f"{table}: columns added without being named: {sorted(extra)}"
     missing = set(frozen.columns) - set(now.columns)
     assert not missing, f"{table}: columns lost: {sorted(missing)}"
-    now = now[list(frozen.columns)]
+    now = now[list(frozen.columns) + [c for c in NEW_COLUMNS if c in now.columns and c not in frozen.columns]]
     keys = [c for c in frozen.columns if frozen[c].dtype == object and (table.split("/")[-1], c) not in CHANGED]
     keys = [k for k in keys + ["total_time_us"] if k in frozen.columns]
     frozen = frozen.sort_values(keys, kind="stable").reset_index(drop=True)
     now = now.sort_values(keys, kind="stable").reset_index(drop=True)
     assert len(frozen) == len(now), f"{table}: {len(now)} rows, frozen {len(frozen)}"
     name = table.split("/")[-1]
+    now = _textbook_conv_rows(frozen, now, name)[list(frozen.columns)]
     for column in frozen.columns:
         a, b = frozen[column], now[column]
         if (name, column) in CHANGED:
@@ -161,6 +207,43 @@ def _same_value(frozen, now, where: str):
         assert frozen == now, (where, frozen, now)
 
 
+# Summary figures that follow from the XLA convolutions' textbook count (TEXTBOOK_CONV): those
+# proportional to FLOPs are mapped back by the ratio of the old to the new count per step (after
+# checking the old count is the new one less the convolutions' padding taps); the roofline's time
+# shares and recoverable time are not compared on traces with such convolutions.
+SUMMARY_FLOP_KEYS = ("gflops_per_s", "model_flops_utilization", "flops_per_step_by_dtype",
+                     "roofline.achieved_gflops_per_s", "roofline.model_flops_utilization")
+SUMMARY_ROOFLINE_KEYS = ("memory_bound_time_share", "roofline.memory_bound_time_share",
+                         "roofline.compute_bound_time_share", "roofline.recoverable_time_us_per_step")
+
+
+def _textbook_conv_summary(frozen: dict, now: dict, ops: pd.DataFrame) -> dict:
+    conv = ops["xla_valid_macs"].notna() & (ops["flops"].fillna(0) > 0) if "xla_valid_macs" in ops else None
+    if conv is None or not conv.any():
+        return now
+    rows = ops[conv]
+    padding_taps = float(((rows["flops"] - 2 * rows["xla_valid_macs"]) * rows["occurrences"]).sum())
+    steps = max(now["steps"], 1)
+    assert frozen["flops_per_step"] == pytest.approx(now["flops_per_step"] - padding_taps / steps, abs=1)
+    ratio = frozen["flops_per_step"] / now["flops_per_step"]
+    now = json.loads(json.dumps(now))
+    now["flops_per_step"] = frozen["flops_per_step"]
+    for key in SUMMARY_FLOP_KEYS + SUMMARY_ROOFLINE_KEYS:
+        *path, last = key.split(".")
+        source, target = frozen, now
+        for part in path:
+            source, target = source.get(part, {}), target.get(part, {})
+        if last not in target or last not in source:
+            continue
+        if key in SUMMARY_ROOFLINE_KEYS:
+            target[last] = source[last]
+        elif isinstance(target[last], dict):
+            target[last] = {k: v * ratio for k, v in target[last].items()}
+        elif target[last] is not None:
+            target[last] = target[last] * ratio
+    return now
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_analyze_outputs_unchanged(name, results, tmp_path):
     result = _result(results, name)
@@ -171,6 +254,7 @@ def test_analyze_outputs_unchanged(name, results, tmp_path):
         _same_frame(frozen, now, f"{name}/{csv.name}")
     frozen = json.loads((GOLDEN / name / "summary.json").read_text())
     now = json.loads((tmp_path / "summary.json").read_text())
+    now = _textbook_conv_summary(frozen, now, pd.read_csv(tmp_path / "ops.csv"))
     for key, value in frozen.items():
         if key in SUMMARY_SKIP:
             continue

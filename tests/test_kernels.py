@@ -282,7 +282,9 @@ def test_conv3d_gemm_kernel_carries_the_convolution():
     conv = kernels[(kernels["hlo_op"] == "cudnn-conv.1") & (kernels["device"] == "GPU:1")]
     main = conv[conv["kernel_name"].str.startswith("Cijk_")].iloc[0]
     im2col = conv[conv["kernel_name"] == "Im3d2Col.kd"].iloc[0]
-    assert main.total_flops == 5 * 2 * 16 * 5120 * 32 * 60 * 104 and main.flops_source == "xla"
+    # Every kernel tap (issue 15/13: textbook count); XLA's valid-window count beside it, per occurrence.
+    assert main.total_flops == 5 * 2 * (5120 * 34 * 31 * 53) * (1 * 2 * 2) * 16 and main.flops_source == "xla"
+    assert main.flops == main.total_flops // 5 and main.xla_valid_macs == 16 * 5120 * 32 * 60 * 104
     assert (im2col.flops, im2col.flops_source) == (0, "split")
     assert main.gflops_per_s == pytest.approx(main.total_flops / (main.total_time_us * 1e-6) / 1e9, rel=1e-12)
     # Two kernels on GPU:0 carry no hlo_op (they ran outside a module): unknown, 0.08% of the time.

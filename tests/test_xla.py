@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO, TRACES
 from traceflops.trace import hlo_schema
 from traceflops.trace import read_xspace
-from traceflops.costs.hlo import HLO_COLUMNS, convolution_fmas, hlo_costs, module_costs
+from traceflops.costs.hlo import HLO_COLUMNS, convolution_fmas, convolution_macs, hlo_costs, module_costs
 from traceflops.trace.hlo import read_hlo_modules
 
 GPU = TRACES / "gpu"
@@ -33,10 +33,19 @@ def row(frame, program_id, hlo_op):
 
 # ---------------------------------------------------------------- the schema
 
+def _tf_name(name):
+    """Our flat `StackFrameIndexProto_FileLocation` is TensorFlow's nested `StackFrameIndexProto.FileLocation`."""
+    return name.replace("Proto_", "Proto.")
+
+
 def _tf_message(name):
     from tensorflow.compiler.xla import xla_data_pb2
     from tensorflow.compiler.xla.service import hlo_pb2
-    return getattr(hlo_pb2, name, None) or getattr(xla_data_pb2, name)
+    outer, *inner = _tf_name(name).split(".")
+    message = getattr(hlo_pb2, outer, None) or getattr(xla_data_pb2, outer)
+    for part in inner:
+        message = getattr(message, part)
+    return message
 
 
 @pytest.mark.tf
@@ -46,7 +55,7 @@ def test_every_field_number_matches_tensorflow(tf_runtime):
     for name in hlo_schema.MESSAGE_FIELDS:
         ours = getattr(hlo_schema, name).DESCRIPTOR
         theirs = _tf_message(name).DESCRIPTOR
-        assert theirs.full_name == f"xla.{name}"
+        assert theirs.full_name == f"xla.{_tf_name(name)}"
         for field in ours.fields:
             assert field.name in theirs.fields_by_name, f"{name}.{field.name} is not in TensorFlow's schema"
             other = theirs.fields_by_name[field.name]
@@ -160,13 +169,15 @@ def test_dot_fusions_sum_their_fused_dot(costs):
     assert r.flops == 2 * 2 * 4096 * 6144 * 1024
 
 
-def test_convolution_custom_call_counts_valid_window_positions(costs):
+def test_convolution_custom_call_counts_every_kernel_tap(costs):
     # cudnn-conv.1: x bf16[1,16,32,60,104] (NCDHW), w bf16[5120,16,1,2,2], y bf16[1,5120,34,31,53];
-    # window (1,2,2), stride (1,2,2), padding 1 on every side. Valid (output, kernel) pairs per
-    # spatial dim: 32 of 34, 60 of 62, 104 of 106.
+    # window (1,2,2), stride (1,2,2), padding 1 on every side. Textbook (issue 15/13): every output
+    # element x every kernel tap x input features. XLA's own count keeps the valid (output, kernel)
+    # pairs per spatial dim only: 32 of 34, 60 of 62, 104 of 106.
     r = row(costs["jax-mi300-conv3d"], 15, "cudnn-conv.1")
-    assert r.macs == 16 * 5120 * 1 * 32 * 60 * 104
-    assert r.flops == 2 * r.macs == 32_715_571_200
+    assert r.macs == (1 * 5120 * 34 * 31 * 53) * (1 * 2 * 2) * 16
+    assert r.flops == 2 * r.macs
+    assert r.xla_valid_macs == 16 * 5120 * 1 * 32 * 60 * 104 and 2 * r.xla_valid_macs == 32_715_571_200
     assert r.bytes == (1 * 16 * 32 * 60 * 104 + 5120 * 16 * 4 + 5120 * 34 * 31 * 53) * 2
 
 
@@ -217,6 +228,19 @@ def test_convolution_fmas_padding_and_base_dilation():
     # Grouped: 8 input features in 4 groups, 6 outputs, batch 2, no padding (3 outputs x 2 taps).
     assert convolution_fmas([2, 8, 4], [6, 2, 2], [2, 6, 3], window((2, 1, 0, 0, 1, 1)), dn,
                             feature_group_count=4) == 2 * 6 * 2 * 6
+    # Textbook (issue 15/13): every output x every tap, padding included: 5 x 3.
+    assert convolution_macs([1, 1, 5], [1, 1, 3], [1, 1, 5], window((3, 1, 1, 1, 1, 1)), dn) == 15
+    # Strided, SAME (pad 0/1): outputs 4 of width 8 x 3 taps, the tap on padding counted.
+    assert convolution_macs([1, 1, 8], [1, 1, 3], [1, 1, 4], window((3, 2, 0, 1, 1, 1)), dn) == 12
+    # Its input gradient (base dilation 2, JAX's padding 2/1): every real input (4) x every tap, the
+    # forward count, as TensorFlow's Conv2DBackpropInput counts it; XLA's valid count misses one.
+    assert convolution_macs([1, 1, 4], [1, 1, 3], [1, 1, 8], window((3, 1, 2, 1, 1, 2)), dn) == 12
+    assert convolution_fmas([1, 1, 4], [1, 1, 3], [1, 1, 8], window((3, 1, 2, 1, 1, 2)), dn) == 11
+    # A VALID convolution's input gradient at stride 1 (padding 2/2, output 7 from input 5): 5 x 3.
+    assert convolution_macs([1, 1, 5], [1, 1, 3], [1, 1, 7], window((3, 1, 2, 2, 1, 1)), dn) == 15
+    # Grouped: output 2 x 6 x 3 x 2 taps x 2 input features per group; batch groups are in the output.
+    assert convolution_macs([2, 8, 4], [6, 2, 2], [2, 6, 3], window((2, 1, 0, 0, 1, 1)), dn,
+                            feature_group_count=4) == 2 * 6 * 3 * 2 * 2
 
 
 def _shape(dtype, dims):
@@ -313,7 +337,7 @@ def xprof_hlo_stats(path, tmp_path):
 @pytest.mark.tf  # XProf comes with the [cpu] and [gpu] extras
 @pytest.mark.parametrize("name", XLA_TRACES)
 def test_agrees_with_xprof_hlo_stats(name, costs, tmp_path):
-    """Dot fusions and convolutions agree within 2%; GEMM and fused-attention custom calls get FLOPs
+    """Dot fusions and convolutions' valid-window count (`xla_valid_macs`) agree within 2%; GEMM and fused-attention custom calls get FLOPs
     where XProf has 0; elementwise fusions are at most XProf's count (XLA's GPU cost model prices
     every elementwise op, converts included, at 3 or more FLOPs per element: docs/xla.md)."""
     theirs = xprof_hlo_stats(trace_path(name), tmp_path)
@@ -327,7 +351,10 @@ def test_agrees_with_xprof_hlo_stats(name, costs, tmp_path):
             assert r.flops == pytest.approx(x["flops"], rel=0.02), hlo_op
             checked["dot"] += 1
         elif r.opcode == "custom-call" and r.custom_call_target.startswith("__cudnn$conv"):
-            assert r.flops == pytest.approx(x["flops"], rel=0.02), hlo_op
+            # Our `flops` count every kernel tap (textbook); XProf's, XLA's valid-window rule: the
+            # `xla_valid_macs` column.
+            assert 2 * r.xla_valid_macs == pytest.approx(x["flops"], rel=0.02), hlo_op
+            assert r.macs > r.xla_valid_macs
             checked["conv"] += 1
         elif r.opcode == "custom-call":
             assert x["flops"] == 0 and x["bytes"] == 0 and r.flops > 0, hlo_op

@@ -22,7 +22,7 @@ from typing import Optional
 import pandas as pd
 
 from . import report, scale
-from .capture.options import validate_capture_options
+from .capture.options import resolve_backend, validate_capture_options
 from .graph import ExecutedGraph
 from .join import apply_peak, join, join_records, primary_device
 from .report.outputs import ensure_writable_dir, publish, write_outputs
@@ -120,7 +120,7 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
             host_tracer_level: int = 3, allow_unsafe: bool = False, inter_op_threads: Optional[int] = 1,
             jit_compile: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
             threshold: float = 0.5, expose_profiler_port: bool = False, train: bool = False,
-            input_shape=None) -> Result:
+            input_shape=None, backend: Optional[str] = None) -> Result:
     """Run `model` (a Keras model, or a path to .keras/.h5/SavedModel) under the profiler and analyse it.
 
     With `train`, each profiled step is a full training step with the model's
@@ -135,29 +135,36 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     the network and ends with the capture. `expose_profiler_port` allows a server
     on every interface where no namespace can be made (otherwise: host tracer level 2).
 
+    `backend` `jax` (default: $KERAS_BACKEND, else `tensorflow`) loads the `.keras` file
+    on Keras's JAX backend and profiles a jitted step through the XLA path, without
+    TensorFlow (`capture/jax_capture.py`); with `train`, a jitted training step.
+
     With `out`, the outputs and the TensorBoard logdir (`out/logdir`) are written
     there; everything is first written to a staging directory inside `out` and
     moved into place only when the whole run succeeded.
     """
     validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
+    on_jax = resolve_backend(backend) == "jax"
+    if on_jax:
+        from .capture.jax_capture import check_jax_installed
+        check_jax_installed()
     out_dir = ensure_writable_dir(out) if out is not None else None
-    from . import capture
     if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
         from .errors import ModelError
         raise ModelError(f"{model}: no such file or directory")
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".traceflops-staging-"))
     try:
-        captured = capture.capture_isolated(
-            model, staging / "logdir", allow_unsafe=allow_unsafe, allow_exposed_server=expose_profiler_port,
-            batch_size=batch_size, steps=steps, warmup=warmup, device=device,
-            host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, jit_compile=jit_compile,
-            train=train, input_shape=input_shape)
+        options = {"allow_unsafe": allow_unsafe, "allow_exposed_server": expose_profiler_port,
+                   "batch_size": batch_size, "steps": steps, "warmup": warmup, "device": device,
+                   "host_tracer_level": host_tracer_level, "inter_op_threads": inter_op_threads,
+                   "jit_compile": jit_compile, "train": train}
+        captured = _capture(model, staging / "logdir", on_jax, options, input_shape)
         if roofline:
             from .roofline import peaks
-            # Measured once per machine, device and TensorFlow version, then cached. Looked up after the
-            # capture, which resolved the device: a cached lookup needs no TensorFlow in this process
-            # (the capture child imports it; importing it here too cost a second import).
-            ceilings = peaks.get_ceilings(captured.device.replace("/device:", ""), refresh=refresh_ceilings)
+            # Measured once per machine, device and TensorFlow (or JAX) version, then cached. Looked up after
+            # the capture, which resolved the device: a cached lookup needs no TensorFlow in this process.
+            ceilings = peaks.get_ceilings(captured.device.replace("/device:", ""), refresh=refresh_ceilings,
+                                          backend="jax" if on_jax else None)
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))
         result = analyze(captured.run_dir, steps=steps, threshold=threshold)
@@ -173,3 +180,16 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     finally:
         if out_dir is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _capture(model, logdir: Path, on_jax: bool, options: dict, input_shape):
+    """The capture stage, sandboxed: TensorFlow (capture/sandbox.py) or Keras on JAX (capture/jax_capture.py)."""
+    if on_jax:
+        from .capture.jax_capture import capture_jax_isolated
+        if input_shape is not None:
+            from .errors import UsageError
+            raise UsageError("--input-shape is not supported with --backend jax yet: save the model with fixed "
+                             "input shapes")
+        return capture_jax_isolated(model, logdir, **options)
+    from . import capture
+    return capture.capture_isolated(model, logdir, input_shape=input_shape, **options)

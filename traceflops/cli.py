@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--inter-op-threads", type=int, default=1,
                       help="TensorFlow inter-op threads (default 1: ops run one at a time, so their "
                            "times add up; 0 leaves TensorFlow's default)")
+    prof.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+                      help="Keras backend to run the model on (default: $KERAS_BACKEND, else tensorflow); jax "
+                           "profiles a jitted step through XLA and needs no TensorFlow (pip install "
+                           "'traceflops[jax]')")
+    prof.add_argument("--train", action="store_true",
+                      help="profile training steps (forward, loss, gradients, optimizer update; --backend jax); "
+                           "the model's compiled loss and optimizer, else SGD and a loss that fits its output")
     prof.add_argument("--jit-compile", action="store_true",
                       help="compile the inference step with XLA (Keras does this by default on GPU)")
     prof.add_argument("--input-shape", action="append", metavar="[NAME:]D1,D2,...",
@@ -74,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     pk = sub.add_parser("peaks", help="measure (or show cached) compute and memory ceilings of a device")
     pk.add_argument("--device", default="CPU:0")
     pk.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
+    pk.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
+                    help="measure through TensorFlow or JAX (default: jax when KERAS_BACKEND=jax or TensorFlow "
+                         "is not installed, else tensorflow)")
     pk.add_argument("--json", action="store_true")
     return parser
 
@@ -92,11 +102,18 @@ def example_model_path() -> str:
 
 
 def _peaks(args) -> int:
-    from . import capture
     from .roofline import peaks
-    capture.set_threading(None)
-    device = capture.resolve_device(args.device).replace("/device:", "")
-    ceilings = peaks.get_ceilings(device, refresh=args.refresh)
+    env_jax = "jax" if os.environ.get("KERAS_BACKEND", "").strip().lower() == "jax" else None
+    backend = peaks.measuring_backend(args.backend or env_jax)
+    if backend == "jax":
+        from .capture.jax_capture import check_jax_installed, short_device
+        check_jax_installed()
+        device = short_device(args.device)
+    else:
+        from . import capture
+        capture.set_threading(None)
+        device = capture.resolve_device(args.device).replace("/device:", "")
+    ceilings = peaks.get_ceilings(device, refresh=args.refresh, backend=backend)
     if args.json:
         from .report import to_jsonable
         print(json.dumps(to_jsonable(ceilings), indent=2))
@@ -136,7 +153,7 @@ def _run(args) -> int:
                              allow_unsafe=args.allow_unsafe, expose_profiler_port=args.expose_profiler_port,
                              inter_op_threads=args.inter_op_threads or None, jit_compile=args.jit_compile,
                              roofline=not args.no_roofline, refresh_ceilings=args.refresh_ceilings,
-                             threshold=args.threshold, train=args.train,
+                             threshold=args.threshold, train=args.train, backend=args.backend,
                              input_shape=parse_input_shapes(args.input_shape))
     else:
         if args.out:

@@ -20,3 +20,16 @@ def validate_capture_options(batch_size, steps, warmup, host_tracer_level, devic
         raise UsageError(f"--host-tracer-level must be 2 or 3 (got {host_tracer_level})")
     if not _DEVICE.match(str(device).strip()):
         raise UsageError(f"--device {device!r}: expected CPU:0 or GPU:N")
+
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def resolve_backend(backend=None) -> str:
+    """`tensorflow` or `jax`: the one asked for, else $KERAS_BACKEND, else `tensorflow`."""
+    import os
+    chosen = (backend or os.environ.get("KERAS_BACKEND") or "tensorflow").strip().lower()
+    if chosen not in BACKENDS:
+        where = "--backend" if backend else "KERAS_BACKEND"
+        raise UsageError(f"{where} {chosen!r}: traceflops profiles Keras on tensorflow or jax")
+    return chosen

@@ -108,6 +108,18 @@ class HloOp:
     def shape(self) -> str:
         return hlo.shape_text(self.instruction.shape)
 
+    @property
+    def layer(self) -> str:
+        """The Keras layer (costs/hlo/layers.py): from the name stack, else the variable it updates."""
+        from .hlo.layers import instruction_layer
+        return instruction_layer(self.module, self.instruction)
+
+    @property
+    def source_line(self) -> str:
+        """`file:line` the instruction came from (costs/hlo/layers.py), "" when the HLO does not say."""
+        from .hlo.layers import source_line
+        return source_line(self.module.module, self.instruction)
+
 
 class HloIndex:
     """The executable instructions of every module, found by (program id, name) or (module, name)."""
@@ -137,7 +149,8 @@ def _price_hlo(op: HloOp) -> Cost:
     cost = op.module.instruction_cost(op.instruction)
     size = op.module.instruction_bytes(op.instruction)
     source = hlo.XLA if cost.flops is not None else UNKNOWN
-    return Cost(cost.flops, cost.macs, size, source, cost.dtype, cost.note)
+    return Cost(cost.flops, cost.macs, size, source, cost.dtype, cost.note, cost.transcendentals,
+                cost.xla_valid_macs)
 
 
 def price(description, missing: str = "nothing describes this execution") -> Cost:

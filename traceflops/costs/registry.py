@@ -64,6 +64,9 @@ class Cost:
     dtype: str = ""
     note: str = ""
     transcendentals: int = 0  # also inside flops (exp, log, tanh, erf, rsqrt... count 1 FLOP each)
+    # XLA convolutions: the FMAs over valid (non-padding) window positions, XLA HloCostAnalysis's
+    # count (what XProf's hlo_stats reports); `macs` holds the textbook count. None elsewhere.
+    xla_valid_macs: Optional[int] = None
 
     @property
     def known(self) -> bool:

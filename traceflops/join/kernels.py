@@ -14,6 +14,7 @@ instruction (`program_id` + `hlo_op` stats). Columns:
 | occurrences | launches |
 | flops, bytes | per occurrence, as in every table (None when unknown) |
 | total_flops, total_bytes | over all occurrences |
+| xla_valid_macs | XLA convolutions, per occurrence: XLA's valid-window FMA count (XProf's hlo_stats rule); `macs`/`flops` count every kernel tap |
 | total_time_us, avg_time_us, min_time_us, max_time_us | kernel durations |
 | gflops_per_s | total_flops / total time |
 | dtype, flops_source, note | `formula` / `shapes` / `zero` / `unknown` (TF ops; `shapes`: attributes inferred from shapes), `xla` / `unknown` (HLO), `split` (see below) |
@@ -45,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 KERNEL_COLUMNS = ["host", "device", "stream", "kernel_name", "op_name", "op_type", "shape", "hlo_module",
-                  "program_id", "hlo_op", "framework_op", "occurrences", "flops", "bytes", "total_flops",
+                  "program_id", "hlo_op", "framework_op", "occurrences", "flops", "xla_valid_macs", "bytes", "total_flops",
                   "total_bytes", "total_time_us", "avg_time_us", "min_time_us", "max_time_us", "gflops_per_s", "dtype",
                   "flops_source", "note", "grid", "block", "registers", "shared_mem_bytes", "occupancy_pct"]
 MEMCPY_COLUMNS = ["host", "device", "stream", "name", "op_name", "op_type", "occurrences", "bytes", "total_bytes",
@@ -102,7 +103,7 @@ def apply_split(records: pd.DataFrame) -> pd.DataFrame:
     records.loc[not_main & ~is_split, "note"] = "not the op's main kernel; the op's FLOPs are unknown"
     if is_split.any():
         records.loc[is_split, ["flops", "bytes"]] = 0
-        records.loc[is_split, "macs"] = pd.NA
+        records.loc[is_split, ["macs", "xla_valid_macs"]] = pd.NA
         records.loc[is_split, "flops_source"] = SPLIT
         records.loc[is_split, "note"] = [f"the op's FLOPs are on its main kernel {main[u][:80]}"
                                          for u in records.loc[is_split, "unit"]]
@@ -134,7 +135,7 @@ def kernels_table(records: pd.DataFrame) -> pd.DataFrame:
     details = pd.DataFrame([parse_kernel_details(text) for text in table["kernel_details"]], index=table.index)
     table = pd.concat([table.drop(columns=list(details.columns), errors="ignore"), details], axis=1)
     table = table[KERNEL_COLUMNS]
-    for column in ("program_id", "registers", "shared_mem_bytes"):
+    for column in ("program_id", "xla_valid_macs", "registers", "shared_mem_bytes"):
         table[column] = table[column].astype("Int64")
     table["occupancy_pct"] = table["occupancy_pct"].astype("float64")
     return table.sort_values("total_time_us", ascending=False, kind="stable").reset_index(drop=True)

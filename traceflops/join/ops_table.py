@@ -10,7 +10,8 @@
 | dtype | the dtype the op computes in |
 | input_shapes, output_shapes | tensors as `float32[4,32];float32[32,8]` |
 | occurrences | executions inside the profiled steps |
-| flops, macs, bytes | per occurrence (macs only for contraction ops) |
+| flops, macs, bytes | per occurrence (macs only for contraction ops; convolutions count every kernel tap) |
+| xla_valid_macs | XLA convolutions: XLA's own count, FMAs over valid (non-padding) window positions, as XProf's hlo_stats reports it |
 | total_time_us, avg_time_us | measured time, all occurrences / per occurrence |
 | gflops_per_s | flops x occurrences / total time |
 | gbytes_per_s | bytes x occurrences / total time |
@@ -18,6 +19,7 @@
 | time_share | share of all op time in the profiled steps |
 | flops_source | `formula`, `zero` (declared zero-FLOP), `xla` (from the HLO in the trace), `shapes` (no graph: attributes inferred from shapes, see note) or `unknown` |
 | note | the formula used, the zero reason, or why the count is unknown |
+| source_line | XLA rows: `file:line` from the HLO metadata (on JAX, the Keras layer's code that made the op), else "" |
 
 Host TF ops and host XLA instructions are rows of their own. A GPU op's host
 event only times its launch, so its row is the roll-up of the kernels it
@@ -30,9 +32,10 @@ import pandas as pd
 
 from ..costs import UNKNOWN
 
-OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "phase", "device", "dtype", "input_shapes", "output_shapes",
-               "occurrences", "flops", "macs", "bytes", "total_time_us", "avg_time_us", "gflops_per_s",
-               "gbytes_per_s", "intensity", "time_share", "flops_source", "note"]
+OPS_COLUMNS = ["op_name", "op_type", "hlo_module", "layer", "phase", "device", "dtype", "input_shapes",
+               "output_shapes", "occurrences", "flops", "macs", "xla_valid_macs", "bytes", "total_time_us",
+               "avg_time_us", "gflops_per_s", "gbytes_per_s", "intensity", "time_share", "flops_source", "note",
+               "source_line"]
 # The count a rolled-up op reports when its kernels' sources differ (unknown wins over all).
 _SOURCE_ORDER = ("xla", "shapes", "formula", "zero")
 
@@ -47,9 +50,9 @@ def _host_row(record: dict) -> dict:
             "layer": record["layer"], "phase": record["phase"], "device": record["device"], "dtype": record["dtype"],
             "input_shapes": record["input_shapes"], "output_shapes": record["output_shapes"],
             "occurrences": record["occurrences"], "flops": _whole(record["flops"]), "macs": _whole(record["macs"]),
-            "bytes": _whole(record["bytes"]), "total_time_us": total_us,
+            "xla_valid_macs": _whole(record["xla_valid_macs"]), "bytes": _whole(record["bytes"]), "total_time_us": total_us,
             "avg_time_us": total_us / record["occurrences"], "flops_source": record["flops_source"],
-            "note": record["note"]}
+            "note": record["note"], "source_line": record["source_line"]}
 
 
 def _launched_rows(kernels: pd.DataFrame) -> list:
@@ -62,17 +65,19 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
     frame = kernels.assign(
         flop_total=kernels["flops"].astype("Float64") * kernels["occurrences"],
         byte_total=kernels["bytes"].astype("Float64") * kernels["occurrences"],
+        valid_total=kernels["xla_valid_macs"].astype("Float64") * kernels["occurrences"],
         **{f"has_{s}": kernels["flops_source"] == s for s in (UNKNOWN,) + _SOURCE_ORDER})
     frame["flop_missing"] = frame["flop_total"].isna()
     frame["byte_missing"] = frame["byte_total"].isna()
     grouped = frame.groupby(keys, sort=False, dropna=False)
     table = grouped.agg(occurrences=("occurrences", "max"), kernels=("kernel_name", "size"),
                         total_ps=("total_ps", "sum"), flop_total=("flop_total", "sum"),
-                        byte_total=("byte_total", "sum"), flop_missing=("flop_missing", "any"),
+                        byte_total=("byte_total", "sum"), valid_total=("valid_total", "sum"),
+                        valid_any=("valid_total", "count"), flop_missing=("flop_missing", "any"),
                         byte_missing=("byte_missing", "any"),
                         **{f"has_{s}": (f"has_{s}", "any") for s in (UNKNOWN,) + _SOURCE_ORDER})
     main = (frame.sort_values("total_ps", ascending=False, kind="stable").groupby(keys, sort=False, dropna=False)
-            [["layer", "phase", "dtype", "shape", "note"]].first())
+            [["layer", "phase", "dtype", "shape", "note", "source_line"]].first())
     table = table.join(main).reset_index()
     rows = []
     for row in table.to_dict("records"):
@@ -86,9 +91,10 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
             "dtype": row["dtype"] or "", "input_shapes": row["shape"] or "", "output_shapes": "",
             "occurrences": occurrences,
             "flops": None if unknown or row["flop_missing"] else int(row["flop_total"]) // occurrences,
-            "macs": None, "bytes": None if row["byte_missing"] else int(row["byte_total"]) // occurrences,
+            "macs": None, "xla_valid_macs": int(row["valid_total"]) // occurrences if row["valid_any"] else None,
+            "bytes": None if row["byte_missing"] else int(row["byte_total"]) // occurrences,
             "total_time_us": total_us, "avg_time_us": total_us / occurrences, "flops_source": source,
-            "note": f"{row['kernels']} kernel(s); " + (row["note"] or "")})
+            "note": f"{row['kernels']} kernel(s); " + (row["note"] or ""), "source_line": row["source_line"] or ""})
     return rows
 
 
@@ -112,7 +118,7 @@ _RATE_COLUMNS = ("gflops_per_s", "gbytes_per_s", "intensity", "time_share")
 def add_rates(table: pd.DataFrame, total_op_us: float) -> pd.DataFrame:
     """GFLOP/s, GB/s, intensity and time share from counts and times (NaN where unknown)."""
     table = table.copy()
-    for column in ("flops", "macs", "bytes"):
+    for column in ("flops", "macs", "xla_valid_macs", "bytes"):
         table[column] = pd.array(table[column], dtype="Int64")
     seconds = table["total_time_us"].astype(float) / 1e6
     flops = table["flops"].astype("Float64") * table["occurrences"]

@@ -20,6 +20,8 @@ source into one op-metrics database.
 | total_bytes | memcpys: the bytes copied by all occurrences together |
 | unit | the launch unit a kernel belongs to (its op or HLO instruction), for the split rule |
 | flops, macs, bytes, dtype, flops_source, note | the `Cost` of ONE execution |
+| xla_valid_macs | XLA convolutions: XLA's valid-window FMA count beside the textbook `macs` |
+| source_line | XLA work: the `file:line` its HLO metadata names (a Keras layer's code on JAX), else "" |
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from ..graph.resolve import describe_tf_op, describe_tf_ops
 RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
                   "program_id", "hlo_op", "framework_op", "shape", "input_shapes", "output_shapes", "layer",
                   "occurrences", "total_ps", "min_ps", "max_ps", "kernel_details", "total_bytes", "unit",
-                  "flops", "macs", "bytes", "dtype", "flops_source", "note"]
+                  "flops", "macs", "xla_valid_macs", "bytes", "dtype", "flops_source", "note", "source_line"]
 # Runtime copy / fill kernels (HIP implements some memcpys and memsets as kernels).
 _RUNTIME_COPY_KERNEL = re.compile(r"^__amd_rocclr_(copy|fill)", re.IGNORECASE)
 _SIZE = re.compile(r"(?:^|\s)size:(\d+)")
@@ -136,8 +138,8 @@ def _timed_groups(events: pd.DataFrame, keys: list, time_column: str, first: tup
 
 
 def _cost_fields(cost: Cost) -> dict:
-    return {"flops": cost.flops, "macs": cost.macs, "bytes": cost.bytes, "dtype": cost.dtype,
-            "flops_source": cost.source, "note": cost.note}
+    return {"flops": cost.flops, "macs": cost.macs, "xla_valid_macs": cost.xla_valid_macs, "bytes": cost.bytes,
+            "dtype": cost.dtype, "flops_source": cost.source, "note": cost.note}
 
 
 def _base(source: str, group) -> dict:
@@ -145,7 +147,7 @@ def _base(source: str, group) -> dict:
             "hlo_module": "", "program_id": None, "hlo_op": "", "framework_op": "", "shape": "",
             "input_shapes": "", "output_shapes": "", "layer": "", "occurrences": int(group["occurrences"]),
             "total_ps": group["total_ps"], "min_ps": group["min_ps"], "max_ps": group["max_ps"],
-            "kernel_details": None, "total_bytes": None, "unit": None}
+            "kernel_details": None, "total_bytes": None, "unit": None, "source_line": ""}
 
 
 def _layers(graph) -> LayerIndex:
@@ -183,7 +185,8 @@ def xla_records(xla: pd.DataFrame, index: HloIndex, layers: LayerIndex) -> list:
                         "op_name": group["op_name"], "op_type": op.op_type if op else "",
                         "hlo_module": group["hlo_module"], "framework_op": op.framework_op if op else "",
                         "output_shapes": op.shape if op else "",
-                        "layer": layers.layer_of(op.framework_op) if op else "", **_cost_fields(cost)})
+                        "layer": (layers.layer_of(op.framework_op) if layers else op.layer) if op else "",
+                        **_cost_fields(cost), "source_line": op.source_line if op else ""})
     return records
 
 
@@ -200,8 +203,8 @@ def _kernel_description(group: dict, index: HloIndex, graph):
         unit = ("xla", host, plane, group["hlo_module"], program, group["hlo_op"])
         cost = price(op, _NO_HLO_INSTRUCTION["kernel"])
         framework = op.framework_op if op else ""
-        return (unit, group["hlo_op"], op.op_type if op else "", framework,
-                _layers(graph).layer_of(framework or group["hlo_op"]), cost)
+        layer = (_layers(graph).layer_of(framework) if _layers(graph) else op.layer) if op else ""
+        return unit, group["hlo_op"], op.op_type if op else "", framework, layer, cost
     if not group["op_type"]:
         unit = ("none", host, plane, group["name"])
         layer = _layers(graph).layer_of(group["op_name"])
@@ -228,8 +231,16 @@ def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
                         "op_type": op_type, "hlo_module": group["hlo_module"], "program_id": group["program_id"],
                         "hlo_op": group["hlo_op"], "framework_op": framework, "shape": group["shape"],
                         "input_shapes": group["shape"], "layer": layer,
-                        "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost)})
+                        "kernel_details": group["kernel_details"], "unit": unit, **_cost_fields(cost),
+                        "source_line": _source_line(index, group)})
     return records
+
+
+def _source_line(index: HloIndex, group: dict) -> str:
+    if not group["hlo_op"]:
+        return ""
+    op = index.describe(group["program_id"], group["hlo_module"], group["hlo_op"])
+    return op.source_line if op else ""
 
 
 def _memcpy_size(text) -> Optional[float]:
@@ -287,7 +298,7 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
                + kernel_records(rows("kernel", _KERNEL_KEYS + ["duration_ps", "kernel_details"]), index, graph)
                + memcpy_records(rows("memcpy", _MEMCPY_KEYS + ["duration_ps", "memcpy_details"])))
     frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
-    for column in ("flops", "macs", "bytes"):
+    for column in ("flops", "macs", "xla_valid_macs", "bytes"):
         frame[column] = pd.array(frame[column], dtype="Int64")
     frame["program_id"] = pd.array(frame["program_id"], dtype="Int64")
     return frame

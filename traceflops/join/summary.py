@@ -90,7 +90,7 @@ def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: d
     if "listened on all interfaces" in (capture_info.get("profiler_server") or ""):
         warnings.append(capture_info["profiler_server"])
     warnings += [w for w in capture_info.get("capture_warnings") or [] if w not in warnings]
-    if graph is None and not _no_shapes(trace, graph):
+    if graph is None and not _no_shapes(trace, graph) and capture_info.get("backend") != "jax":
         warnings.append("no executed graph beside the trace: attributes (strides, transposes, fused ops, "
                         "einsum equations) are unknown, and counts that need them are unknown")
     if summary["steps"] == 0:
@@ -134,6 +134,8 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
         "tensorflow": capture_info.get("tensorflow"),
         **({"training": capture_info["training"]} if capture_info.get("training") else {}),
         **profiler_overhead(capture_info),
+        **({"backend": "jax", "jax": capture_info.get("jax"), "keras": capture_info.get("keras")}
+           if capture_info.get("backend") == "jax" else {}),
         "trace_files": list(trace.paths),
         "run_dir": run_dir,
         "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),

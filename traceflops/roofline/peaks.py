@@ -426,9 +426,21 @@ def tensorflow_version() -> str:
     return "unknown"
 
 
-def cache_key(device: str) -> dict:
-    return {"host": socket.gethostname(), "cpu_model": cpu_model(), "device": device,
-            "tensorflow": tensorflow_version()}
+def cache_key(device: str, backend: str = "tensorflow") -> dict:
+    key = {"host": socket.gethostname(), "cpu_model": cpu_model(), "device": device,
+           "tensorflow": tensorflow_version()}
+    if backend == "jax":  # measured through JAX (peaks_jax.py): its own cache entry
+        from importlib import metadata
+        key.update(tensorflow=None, backend="jax", jax=metadata.version("jax"))
+    return key
+
+
+def measuring_backend(backend: Optional[str] = None) -> str:
+    """`jax` when asked for, or when TensorFlow is not installed; else `tensorflow`."""
+    if backend in ("jax", "tensorflow"):
+        return backend
+    import importlib.util
+    return "tensorflow" if importlib.util.find_spec("tensorflow") is not None else "jax"
 
 
 def _cache_file(directory: Path, key: dict) -> Path:
@@ -458,12 +470,13 @@ def write_json_atomic(path: Path, payload) -> None:
 
 
 def get_ceilings(device: str = "CPU:0", refresh: bool = False, cache_dir: Optional[str] = None,
-                 measure_options: Optional[dict] = None) -> dict:
+                 measure_options: Optional[dict] = None, backend: Optional[str] = None) -> dict:
     """Measured ceilings of `device`, from the cache unless `refresh` or the cache does not fit.
 
     The cache file is per host name + CPU model + device + TensorFlow version;
     `measure_options` (keyword arguments of `measure_peaks`) are stored with it
-    and, when given, must match for a cached result to be reused.
+    and, when given, must match for a cached result to be reused. `backend` `jax` (the default
+    when TensorFlow is not installed) measures through JAX (`peaks_jax.py`), cached apart.
 
     Returns {"device", "peak_gflops_per_s": {dtype: GFLOP/s}, "bandwidth_gbytes_per_s",
     "source": "measured", "measured": {...}, "theoretical": {"peak_gflops_per_s",
@@ -474,7 +487,8 @@ def get_ceilings(device: str = "CPU:0", refresh: bool = False, cache_dir: Option
     theoretical peak, or no stated conditions) is measured again, and `remeasured_because` says why.
     """
     measure_options = dict(measure_options or {})
-    key = cache_key(device)
+    backend = measuring_backend(backend)
+    key = cache_key(device, backend)
     path = _cache_file(cache_directory(cache_dir), key)
     from .trust import describe_age, implausible
     is_cpu = "CPU" in device.upper()
@@ -489,7 +503,11 @@ def get_ceilings(device: str = "CPU:0", refresh: bool = False, cache_dir: Option
     cached = measured is not None
     written_at = record.get("written_at_epoch") if cached else None
     if not cached:
-        measured = measure_peaks(device, **measure_options)
+        if backend == "jax":
+            from .peaks_jax import measure_peaks_jax
+            measured = measure_peaks_jax(device, **measure_options)
+        else:
+            measured = measure_peaks(device, **measure_options)
         written_at = time.time()
         write_json_atomic(path, {"format": CACHE_FORMAT, "key": key, "measure_options": measure_options,
                                  "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -37,6 +37,24 @@ _MESSAGES = {
         ("computations", 3, _F.TYPE_MESSAGE, _REP, "HloComputationProto"),
         ("id", 5, _F.TYPE_INT64, _OPT, None),
         ("entry_computation_id", 6, _F.TYPE_INT64, _OPT, None),
+        ("stack_frame_index", 17, _F.TYPE_MESSAGE, _OPT, "StackFrameIndexProto"),
+    ],
+    # JAX writes source locations as stack frames (OpMetadata.stack_frame_id, 1-based) into this
+    # index; nested messages of StackFrameIndexProto are named `StackFrameIndexProto_<Name>` here.
+    "StackFrameIndexProto": [
+        ("file_names", 1, _F.TYPE_STRING, _REP, None),
+        ("function_names", 2, _F.TYPE_STRING, _REP, None),
+        ("file_locations", 3, _F.TYPE_MESSAGE, _REP, "StackFrameIndexProto_FileLocation"),
+        ("stack_frames", 4, _F.TYPE_MESSAGE, _REP, "StackFrameIndexProto_StackFrame"),
+    ],
+    "StackFrameIndexProto_FileLocation": [
+        ("file_name_id", 1, _F.TYPE_INT32, _OPT, None),
+        ("function_name_id", 2, _F.TYPE_INT32, _OPT, None),
+        ("line", 3, _F.TYPE_INT32, _OPT, None),
+    ],
+    "StackFrameIndexProto_StackFrame": [
+        ("file_location_id", 1, _F.TYPE_INT32, _OPT, None),
+        ("parent_frame_id", 2, _F.TYPE_INT32, _OPT, None),
     ],
     "HloComputationProto": [
         ("name", 1, _F.TYPE_STRING, _OPT, None),
@@ -78,6 +96,7 @@ _MESSAGES = {
         ("op_name", 2, _F.TYPE_STRING, _OPT, None),
         ("source_file", 3, _F.TYPE_STRING, _OPT, None),
         ("source_line", 4, _F.TYPE_INT32, _OPT, None),
+        ("stack_frame_id", 15, _F.TYPE_INT32, _OPT, None),
     ],
     "Window": [
         ("dimensions", 1, _F.TYPE_MESSAGE, _REP, "WindowDimension"),
@@ -138,6 +157,9 @@ HloComputationProto = _message_class("HloComputationProto")
 HloInstructionProto = _message_class("HloInstructionProto")
 ShapeProto = _message_class("ShapeProto")
 OpMetadata = _message_class("OpMetadata")
+StackFrameIndexProto = _message_class("StackFrameIndexProto")
+StackFrameIndexProto_FileLocation = _message_class("StackFrameIndexProto_FileLocation")
+StackFrameIndexProto_StackFrame = _message_class("StackFrameIndexProto_StackFrame")
 Window = _message_class("Window")
 WindowDimension = _message_class("WindowDimension")
 ConvolutionDimensionNumbers = _message_class("ConvolutionDimensionNumbers")

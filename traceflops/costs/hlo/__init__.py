@@ -11,9 +11,9 @@ from __future__ import annotations
 from ...trace.hlo import HLO_PROTO_STAT, METADATA_PLANE
 from ..registry import UNKNOWN
 from .common import XLA, shape_text
-from .instructions import convolution_fmas
+from .instructions import convolution_fmas, convolution_macs
 from .module import HLO_COLUMNS, ModuleCosts, hlo_costs, module_costs
 from .opcodes import FUSION_FAMILIES, OPCODES, opcode_family
 
 __all__ = ["FUSION_FAMILIES", "HLO_COLUMNS", "HLO_PROTO_STAT", "METADATA_PLANE", "OPCODES", "UNKNOWN", "XLA",
-           "ModuleCosts", "convolution_fmas", "hlo_costs", "module_costs", "opcode_family", "shape_text"]
+           "ModuleCosts", "convolution_fmas", "convolution_macs", "hlo_costs", "module_costs", "opcode_family", "shape_text"]

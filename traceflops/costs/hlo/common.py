@@ -14,10 +14,12 @@ XLA = "xla"
 
 
 def xla_cost(flops: Optional[int], macs: Optional[int] = None, transcendentals: int = 0, dtype: str = "",
-             note: str = "") -> Cost:
+             note: str = "", xla_valid_macs: Optional[int] = None) -> Cost:
     """An HLO instruction's Cost: source `xla` when flops are known, else `unknown`; bytes come from
-    `ModuleCosts.instruction_bytes`, so they are None here."""
-    return Cost(flops, macs, None, XLA if flops is not None else UNKNOWN, dtype, note, transcendentals)
+    `ModuleCosts.instruction_bytes`, so they are None here. `xla_valid_macs`: convolutions' valid-window
+    FMAs (XLA's own count), beside the textbook `macs`."""
+    return Cost(flops, macs, None, XLA if flops is not None else UNKNOWN, dtype, note, transcendentals,
+                xla_valid_macs)
 
 
 def unknown(reason: str, dtype: str = "") -> Cost:

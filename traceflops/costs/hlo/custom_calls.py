@@ -130,7 +130,8 @@ def _conv_extras(instr, target: str, conv: dict) -> tuple:
 
 
 def conv_call(mc, instr):
-    """2 x FMAs over valid window positions (forward, backward-input or backward-filter) + fused epilogue."""
+    """2 x textbook MACs (forward, backward-input or backward-filter; every kernel tap) + fused epilogue;
+    XLA's valid-window count in `xla_valid_macs`."""
     target = instr.custom_call_target
     result = first_array(instr.shape)
     a, b = mc.operand_shape(instr, 0), mc.operand_shape(instr, 1)

@@ -2,8 +2,9 @@
 `ModuleCosts` of the instruction's module (operand shapes, called computations' costs).
 
 Conventions: one FMA = 2 FLOPs; dot = 2 x batch x M x N x K; convolution = 2 x
-FMAs over the valid (non-padding) window positions, as XLA's HloCostAnalysis
-counts them; elementwise ops and transcendentals = 1 per output element;
+textbook MACs (output elements x kernel taps x input features per group, padding
+taps included), with XLA HloCostAnalysis's valid-window count beside it in
+`xla_valid_macs`; elementwise ops and transcendentals = 1 per output element;
 reduce = (input elements - output elements) x the reducer's FLOPs.
 """
 from __future__ import annotations
@@ -45,7 +46,8 @@ def fusion(mc, instr):
         note += f"; largest: {inner.note}"
     if not inner.known:
         return xla_cost(None, None, inner.transcendentals, inner.dtype or dtype_of(instr.shape), inner.note)
-    return xla_cost(inner.flops, inner.macs, inner.transcendentals, inner.dtype or dtype_of(instr.shape), note)
+    return xla_cost(inner.flops, inner.macs, inner.transcendentals, inner.dtype or dtype_of(instr.shape), note,
+                    inner.xla_valid_macs)
 
 
 def dot(mc, instr):
@@ -66,7 +68,9 @@ def dot(mc, instr):
 def convolution_fmas(input_dims, kernel_dims, output_dims, window, dnums,
                      feature_group_count: int = 1, batch_group_count: int = 1) -> int:
     """Multiply-adds of a convolution, counting only window positions that land on real
-    (not padding, not base-dilation hole) input elements: the count XLA's HloCostAnalysis uses.
+    (not padding, not base-dilation hole) input elements: the count XLA's HloCostAnalysis uses
+    (and XProf's hlo_stats reports). traceflops reports it as `xla_valid_macs`; `macs` is
+    `convolution_macs`, the textbook count.
 
     FMAs = input features / feature groups x output features x batch / batch groups
            x product over spatial dims of the valid (output index, kernel index) pairs.
@@ -92,26 +96,88 @@ def convolution_fmas(input_dims, kernel_dims, output_dims, window, dnums,
     return (input_feature // groups) * output_feature * (batch // batch_groups) * valid_product
 
 
-def conv_cost(instr, input_shape, kernel_shape, output_shape, label, extra_per_output=0, extra_note=""):
-    """2 x FMAs over valid window positions + `extra_per_output` FLOPs per output element."""
+def runs_transposed(wdim, in_size: int, k_size: int) -> bool:
+    """Whether a convolution runs transposed along a spatial dimension: its input is base-dilated
+    (a strided convolution's input gradient, a transposed convolution), or at stride 1 it is padded
+    by the whole dilated window minus one on both sides (a VALID convolution's input gradient)."""
+    if (wdim.base_dilation or 1) > 1:
+        return True
+    reach = ((k_size - 1) * (wdim.window_dilation or 1))
+    return (wdim.stride or 1) == 1 and reach > 0 and wdim.padding_low >= reach and wdim.padding_high >= reach
+
+
+def convolution_macs(input_dims, kernel_dims, output_dims, window, dnums, feature_group_count: int = 1) -> int:
+    """Textbook multiply-adds: every kernel tap of every output element, padding taps included, as
+    published figures and TensorFlow's Conv2D formula count them.
+
+    MACs = output elements x kernel spatial volume x input features per feature group (batch groups
+    are already in the output's shape). Along a dimension the convolution runs transposed
+    (`runs_transposed`), every real input element meets every tap instead (input size x taps, not
+    output size x taps): the count of the forward convolution whose gradient it is, as TensorFlow's
+    Conv2DBackpropInput formula counts it.
+    """
+    input_feature = input_dims[dnums.input_feature_dimension]
+    groups = max(feature_group_count or 1, 1)
+    spatial = set(dnums.output_spatial_dimensions)
+    non_spatial = math.prod(d for i, d in enumerate(output_dims) if i not in spatial)
+    taps = 1
+    for i, wdim in enumerate(window.dimensions):
+        in_size = input_dims[dnums.input_spatial_dimensions[i]]
+        k_size = kernel_dims[dnums.kernel_spatial_dimensions[i]]
+        out_size = output_dims[dnums.output_spatial_dimensions[i]]
+        taps *= (in_size if runs_transposed(wdim, in_size, k_size) else out_size) * k_size
+    return non_spatial * (input_feature // groups) * taps
+
+
+def diagonal_mask_fraction(mc, instr):
+    """(kept, total) when every user of `instr` is a fusion that keeps only a diagonal of it:
+    `select(compare(iota, iota, EQ), x, broadcast(constant))`. XLA's CPU compiler writes a
+    batch-grouped convolution (a depthwise convolution's weight gradient) as a dense one whose
+    off-diagonal channel pairs it then discards this way; None otherwise."""
+    users = mc.users(instr)
+    if not users:
+        return None
+    fractions = set()
+    for user in users:
+        if user.opcode != "fusion" or not user.called_computation_ids:
+            return None
+        found = mc.diagonal_select(user.called_computation_ids[0])
+        if found is None:
+            return None
+        fractions.add(found)
+    return fractions.pop() if len(fractions) == 1 else None
+
+
+def conv_cost(instr, input_shape, kernel_shape, output_shape, label, extra_per_output=0, extra_note="",
+              kept=None):
+    """2 x textbook MACs + `extra_per_output` FLOPs per output element; `xla_valid_macs` beside.
+    `kept` = (kept, total): only that share of the output is used (a diagonal mask, see above)."""
     try:
-        fmas = convolution_fmas(list(input_shape.dimensions), list(kernel_shape.dimensions),
-                                list(output_shape.dimensions), instr.window,
-                                instr.convolution_dimension_numbers, instr.feature_group_count,
-                                instr.batch_group_count)
+        args = (list(input_shape.dimensions), list(kernel_shape.dimensions), list(output_shape.dimensions),
+                instr.window, instr.convolution_dimension_numbers)
+        valid = convolution_fmas(*args, instr.feature_group_count, instr.batch_group_count)
+        macs = convolution_macs(*args, instr.feature_group_count)
     except IndexError:
         return unknown(f"{label}: dimension numbers do not match the shapes", dtype_of(input_shape))
-    flops = 2 * fmas + extra_per_output * elements(output_shape)
-    note = f"{label}: 2 x {fmas} FMAs over valid window positions" + extra_note
-    return xla_cost(flops, fmas, 0, dtype_of(input_shape), note)
+    note = f"{label}: 2 x {macs} MACs (output x kernel taps x input features per group; {valid} over " \
+           "valid window positions)"
+    if kept is not None and (macs * kept[0]) % kept[1] == 0:
+        macs = macs * kept[0] // kept[1]
+        note += (f"; a batch-grouped convolution XLA ran dense and masked to its diagonal: {kept[0]} of "
+                 f"{kept[1]} outputs kept, counted")
+    flops = 2 * macs + extra_per_output * elements(output_shape)
+    return xla_cost(flops, macs, 0, dtype_of(input_shape), note + extra_note, valid)
 
 
 def convolution(mc, instr):
-    """2 x FMAs over the valid (non-padding) window positions."""
+    """2 x textbook MACs (every kernel tap); XLA's valid-window count in `xla_valid_macs`."""
     lhs, rhs = mc.operand_shape(instr, 0), mc.operand_shape(instr, 1)
     if lhs is None or rhs is None:
         return unknown("convolution operands missing")
-    return conv_cost(instr, lhs, rhs, instr.shape, "convolution")
+    kept = None
+    if (instr.feature_group_count or 1) == 1 and (instr.batch_group_count or 1) == 1:
+        kept = diagonal_mask_fraction(mc, instr)
+    return conv_cost(instr, lhs, rhs, instr.shape, "convolution", kept=kept)
 
 
 def reduce(mc, instr):

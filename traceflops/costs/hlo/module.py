@@ -16,22 +16,24 @@ fusions included). Columns:
 | opcode, fusion_kind, custom_call_target | what the instruction is |
 | shape | its result shape, e.g. `bf16[256,256]` |
 | framework_op | the framework op it came from (`metadata.op_name`, e.g. `jit(dot)/dot_general`) |
-| flops, macs, transcendentals | per execution; `macs` only for contractions; transcendentals are also inside `flops` |
+| flops, macs, transcendentals | per execution; `macs` only for contractions (convolutions: the textbook count, every kernel tap); transcendentals are also inside `flops` |
+| xla_valid_macs | convolutions (and fusions holding one): FMAs over valid window positions only, XLA HloCostAnalysis's count, which XProf's hlo_stats reports |
 | bytes | operand bytes + result bytes of the instruction (custom-call scratch workspaces excluded) |
 | dtype | the dtype it computes in (a contraction's input dtype) |
 | flops_source | `xla` (counted here, zero included) or `unknown` (flops is None; `note` says why) |
 | note | the formula used or the reason it is unknown |
 
 Conventions (docs/xla.md has the full table and the comparison with XProf):
-one FMA = 2 FLOPs; dot = 2 x batch x M x N x K; convolution = 2 x FMAs over the
-valid (non-padding) window positions, as XLA's HloCostAnalysis counts them;
+one FMA = 2 FLOPs; dot = 2 x batch x M x N x K; convolution = 2 x textbook MACs
+(output elements x kernel taps x input features per group), XLA's valid-window
+count beside it in `xla_valid_macs`;
 elementwise ops and transcendentals = 1 per output element; reduce = (input
 elements - output elements) x the reducer's FLOPs; data movement and dtype
 conversion = 0. Rows are per execution of one instruction: loop trip counts are
 not applied (a `while` row is 0 and its body's instructions are rows of their own).
 
-Against XProf's `hlo_stats` (tests/test_xla.py): dot fusions and convolutions
-agree exactly (same rules). GEMM and fused-attention custom calls have FLOPs
+Against XProf's `hlo_stats` (tests/test_xla.py): dot fusions agree exactly, and
+convolutions' `xla_valid_macs` (same rule). GEMM and fused-attention custom calls have FLOPs
 here and 0 in XProf, whose cost model does not price them. Elementwise fusions
 count less here: XLA's GPU cost model (gpu_hlo_cost_analysis.cc) prices every
 elementwise op, converts included, at a measured per-op cost of 3 or more
@@ -48,8 +50,8 @@ from .common import dtype_of, has_workspace, leaves, nbytes, shape_text, unknown
 from .opcodes import OPCODES
 
 HLO_COLUMNS = ["program_id", "hlo_module", "computation", "is_entry", "hlo_op", "opcode", "fusion_kind",
-               "custom_call_target", "shape", "framework_op", "flops", "macs", "transcendentals", "bytes",
-               "dtype", "flops_source", "note"]
+               "custom_call_target", "shape", "framework_op", "flops", "macs", "xla_valid_macs", "transcendentals",
+               "bytes", "dtype", "flops_source", "note"]
 # Opcodes whose called computations run as code of their own (not fused, not a reducer).
 _CONTROL_CALLERS = {"while", "conditional", "call", "async-start"}
 # Instructions that launch nothing and touch no memory: their bytes are 0.
@@ -66,6 +68,7 @@ class ModuleCosts:
         self.computations = {c.id: c for c in module.computations}
         self.instructions = {i.id: i for c in module.computations for i in c.instructions}
         self._computation_cache = {}
+        self._users = None
 
     # -- helpers
     def operand(self, instr, index):
@@ -93,6 +96,40 @@ class ModuleCosts:
             total += nbytes(result)
         return total
 
+    def users(self, instr) -> list:
+        """The instructions of the same computation that take `instr` as an operand."""
+        if self._users is None:
+            self._users = {}
+            for comp in self.module.computations:
+                for user in comp.instructions:
+                    for oid in set(user.operand_ids):
+                        self._users.setdefault(oid, []).append(user)
+        return self._users.get(instr.id, [])
+
+    def diagonal_select(self, computation_id):
+        """(kept, total) when the computation's root is `select(compare(iota, iota, EQ), x,
+        broadcast(constant))` over two iota dimensions of sizes a and b (min(a, b) of a x b kept)."""
+        comp = self.computations.get(computation_id)
+        if comp is None:
+            return None
+        root = next((i for i in comp.instructions if i.id == comp.root_id), None) or comp.instructions[-1]
+        if root.opcode != "select" or len(root.operand_ids) != 3:
+            return None
+        pred, _, other = (self.instructions.get(i) for i in root.operand_ids)
+        if pred is None or other is None or pred.opcode != "compare" or pred.comparison_direction != "EQ":
+            return None
+        if other.opcode != "broadcast" or not all(
+                getattr(self.instructions.get(i), "opcode", "") == "constant" for i in other.operand_ids):
+            return None
+        iotas = [self.instructions.get(i) for i in pred.operand_ids]
+        if len(iotas) != 2 or any(i is None or i.opcode != "iota" for i in iotas):
+            return None
+        dims = [i.dimensions[0] if i.dimensions else 0 for i in iotas]
+        sizes = [list(i.shape.dimensions)[d] for i, d in zip(iotas, dims)]
+        if dims[0] == dims[1]:
+            return None
+        return min(sizes), sizes[0] * sizes[1]
+
     def input_dtype(self, instr) -> str:
         """The dtype of the first array operand, else of the result."""
         for oid in instr.operand_ids:
@@ -115,7 +152,7 @@ class ModuleCosts:
             self._computation_cache[computation_id] = cost
             return cost
         self._computation_cache[computation_id] = unknown("recursive computation")
-        flops, macs, trans, missing = 0, None, 0, []
+        flops, macs, valid, trans, missing = 0, None, None, 0, []
         best_dtype, best_flops, best_note = "", -1, ""
         for instr in comp.instructions:
             cost = self.instruction_cost(instr)
@@ -126,13 +163,15 @@ class ModuleCosts:
             trans += cost.transcendentals
             if cost.macs is not None:
                 macs = (macs or 0) + cost.macs
+            if cost.xla_valid_macs is not None:
+                valid = (valid or 0) + cost.xla_valid_macs
             if cost.flops > best_flops and cost.dtype:
                 best_dtype, best_flops = cost.dtype, cost.flops
                 best_note = f"{instr.name}: {cost.note}" if cost.flops else ""
         if missing:
             cost = xla_cost(None, None, trans, best_dtype, "unknown inside: " + "; ".join(missing[:3]))
         else:
-            cost = xla_cost(flops, macs, trans, best_dtype, best_note)
+            cost = xla_cost(flops, macs, trans, best_dtype, best_note, valid)
         self._computation_cache[computation_id] = cost
         return cost
 
@@ -190,6 +229,7 @@ def module_costs(module, program_id: Optional[int] = None) -> pd.DataFrame:
                 "framework_op": instr.metadata.op_name,
                 "flops": cost.flops,
                 "macs": cost.macs,
+                "xla_valid_macs": cost.xla_valid_macs,
                 "transcendentals": cost.transcendentals,
                 "bytes": costs.instruction_bytes(instr),
                 "dtype": cost.dtype,
@@ -201,7 +241,7 @@ def module_costs(module, program_id: Optional[int] = None) -> pd.DataFrame:
 
 def _frame(rows) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=HLO_COLUMNS)
-    for column in ("flops", "macs"):
+    for column in ("flops", "macs", "xla_valid_macs"):
         frame[column] = frame[column].astype("Int64")
     frame["program_id"] = frame["program_id"].astype("int64")
     frame["bytes"] = frame["bytes"].astype("int64")

@@ -1,0 +1,237 @@
+"""Capture on Keras 3's JAX backend: jitted inference or training steps under `jax.profiler`.
+
+Keras picks its backend once, when it is first imported, from `KERAS_BACKEND`.
+So the capture always runs in a child process started with `KERAS_BACKEND=jax`
+(`python -c "from traceflops.capture import jax_capture; jax_capture.child_main()"`,
+a JSON request on stdin, a JSON answer in the file the request names, as
+`sandbox.py` does for TensorFlow): the caller's process may already hold Keras
+on TensorFlow, and TensorFlow is never imported on this path. The JAX profiler
+runs in-process (no profiler server, so there is nothing to isolate).
+
+In the child:
+* the model is loaded from its `.keras` file (with its compiled loss and
+  optimizer when training);
+* one step function is jitted: inference is `model.stateless_call(...,
+  training=False)`; training is `jax.value_and_grad` of the model's
+  `compute_loss_and_updates` (its compiled loss through `stateless_call`) followed
+  by the optimizer's `stateless_apply`; a model saved without a loss or optimizer
+  trains with SGD and a loss that fits its output (categorical cross-entropy after
+  a softmax, binary cross-entropy after a sigmoid, else mean squared error), and
+  the summary says which under `training`;
+* the trainable variables are passed as a dict keyed by variable path, so the
+  HLO parameters are named after them (`tv['conv2d/kernel']`): instructions XLA
+  made without a name (a rewritten weight-gradient convolution) are attributed
+  to the layer whose variable they update (`costs/hlo/layers.py`);
+* `warmup` calls (at least one: compilation is never profiled), then
+  `jax.profiler.start_trace(logdir)`, `steps + 1` calls each inside
+  `jax.profiler.StepTraceAnnotation("traceflops_step", step_num=i)` and blocked on
+  until its results are ready, and `stop_trace()`. The marker is a TraceMe with
+  `step_num` and `_r=1` on the host plane, which the trace stage reads as a step,
+  as it does TensorFlow's; the analysis drops the first recorded step.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import CaptureError, ModelError, TraceflopsError, UsageError
+
+STEP_MARKER = "traceflops_step"
+CAPTURE_FILE = "traceflops_capture.json"
+_BOOTSTRAP = "from traceflops.capture import jax_capture; jax_capture.child_main()"
+INSTALL_HINT = "pip install 'traceflops[jax]'"
+
+
+def check_jax_installed() -> None:
+    """UsageError (one line) when jax or keras is not importable here."""
+    missing = [name for name in ("jax", "keras") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--backend jax needs {' and '.join(missing)}, which is not installed ({INSTALL_HINT})")
+
+
+def short_device(device: str) -> str:
+    """`cpu:0`, `/device:GPU:1`, `gpu` -> `CPU:0`, `GPU:1`, `GPU:0`."""
+    kind, _, index = str(device).replace("/device:", "").strip().upper().partition(":")
+    return f"{kind}:{int(index or 0)}"
+
+
+# ---------------------------------------------------------------- parent side
+
+def capture_jax_isolated(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
+                         device: str = "CPU:0", train: bool = False, seed: int = 0,
+                         allow_unsafe: bool = False, **_ignored):
+    """Capture `model` (a `.keras` path or an in-memory Keras model) on the JAX backend in a child
+    process; returns a `run.CaptureResult`-like object. Options the JAX path has no use for
+    (host tracer level, inter-op threads, XLA switch) are ignored: everything is XLA here."""
+    import tempfile
+    from .run import CaptureResult
+    from .sandbox import _raise_answer, _stderr_fd
+    check_jax_installed()
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".traceflops-jax-", dir=str(logdir.parent))
+    try:
+        path = _model_path(model, scratch)
+        request = {"model_path": path, "logdir": str(logdir), "batch_size": batch_size, "steps": steps,
+                   "warmup": warmup, "device": device, "train": train, "seed": seed,
+                   "allow_unsafe": allow_unsafe, "answer_path": os.path.join(scratch, "answer.json")}
+        env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
+                                   stdout=_stderr_fd(), env=env)
+        try:
+            process.communicate(json.dumps(request).encode())
+        except KeyboardInterrupt:
+            process.wait()
+            raise
+        try:
+            answer = json.loads(Path(request["answer_path"]).read_text())
+        except (OSError, ValueError):
+            raise CaptureError(f"the JAX capture process ended without an answer (exit status "
+                               f"{process.returncode})") from None
+        if "error" in answer:
+            _raise_answer(answer)
+        return CaptureResult(**answer["result"])
+    finally:
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _model_path(model, scratch: str) -> str:
+    """The model's `.keras` file: the path given, or an in-memory model saved for the child."""
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.exists():
+            raise ModelError(f"{path}: no such file or directory")
+        if path.is_dir() or path.suffix != ".keras":
+            raise ModelError(f"{path}: the JAX backend loads Keras 3 `.keras` files only")
+        return str(path.resolve())
+    path = os.path.join(scratch, "traceflops_model.keras")
+    try:
+        model.save(path)
+    except Exception as exc:  # any failure to serialise: the child could not get the model
+        raise ModelError(f"the model could not be saved for the JAX capture process "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    return path
+
+
+# ---------------------------------------------------------------- child side
+
+def child_main() -> None:
+    request = json.loads(sys.stdin.read())
+    try:
+        answer = {"result": run_request(request)}
+    except TraceflopsError as exc:
+        answer = {"error": str(exc), "error_type": type(exc).__name__}
+    except KeyboardInterrupt:
+        answer = {"error": "interrupted", "error_type": "KeyboardInterrupt"}
+    from ..files import atomic_write_text
+    atomic_write_text(request["answer_path"], json.dumps(answer))
+
+
+def _import_keras_on_jax():
+    os.environ["KERAS_BACKEND"] = "jax"
+    try:
+        import jax
+        import keras
+    except ImportError as exc:
+        raise UsageError(f"--backend jax: {exc} ({INSTALL_HINT})") from None
+    if keras.backend.backend() != "jax":
+        raise UsageError(f"Keras was already imported with the {keras.backend.backend()} backend in the "
+                         "capture process; it must start with KERAS_BACKEND=jax")
+    return jax, keras
+
+
+def load_model_jax(path: str, train: bool, allow_unsafe: bool = False):
+    """The `.keras` file on the JAX backend; ModelError (one line) when it cannot be loaded."""
+    _, keras = _import_keras_on_jax()
+    try:
+        return keras.saving.load_model(path, compile=train, safe_mode=not allow_unsafe)
+    except Exception as exc:  # Keras raises many types for one cause: the file isn't loadable here
+        message = " ".join(str(exc).split())
+        if "Lambda" in message and "safe_mode" in message:
+            raise ModelError(f"{path}: the model has a Lambda layer, which Keras safe mode refuses to load; "
+                             "pass --allow-unsafe if you trust this file") from None
+        raise ModelError(f"{path}: the JAX backend could not load the model ({type(exc).__name__}: "
+                         f"{message[:200]})") from None
+
+
+def _jax_device(jax, device: str):
+    kind, _, index = device.replace("/device:", "").upper().partition(":")
+    try:
+        found = jax.devices(kind.lower())
+    except RuntimeError:
+        found = []
+    number = int(index or 0)
+    if number >= len(found):
+        seen = ", ".join(str(d) for d in jax.devices())
+        raise UsageError(f"--device {device}: JAX sees no such device (it sees: {seen})")
+    return found[number]
+
+
+def run_request(request: dict) -> dict:
+    """In the child: load, build the step, warm up, record; the CaptureResult as a dict."""
+    jax, keras = _import_keras_on_jax()
+    model = load_model_jax(request["model_path"], request["train"], request.get("allow_unsafe", False))
+    device = _jax_device(jax, request.get("device", "CPU:0"))
+    from .jax_steps import build_step
+    try:
+        with jax.default_device(device):
+            step, args, training = build_step(jax, keras, model, request["batch_size"], request["train"],
+                                              request.get("seed", 0))
+            times, files, run_dir = _record(jax, step, args, request)
+    except TraceflopsError:
+        raise
+    except Exception as exc:  # the model could not be traced, compiled or run on JAX
+        what = "training" if request["train"] else "running"
+        raise CaptureError(f"{what} the model on JAX failed: {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}") from None
+    info = {"model": model.name, "device": f"/device:{device.platform.upper()}:{device.id}",
+            "batch_size": request["batch_size"], "steps": request["steps"], "warmup": request["warmup"],
+            "backend": "jax", "jax": jax.__version__, "keras": keras.__version__, "jit_compile": True,
+            "host_tracer_level": None, "inter_op_threads": None, "step_wall_times_us": times,
+            "variable_layers": {v.path: v.path.split("/")[0] for v in model.trainable_variables},
+            "tensorflow_imported": "tensorflow" in sys.modules}
+    if training is not None:
+        info["training"] = training
+    from ..files import atomic_write_text
+    atomic_write_text(Path(run_dir) / CAPTURE_FILE, json.dumps(info))
+    return {"logdir": request["logdir"], "run_dir": str(run_dir), "trace_files": [str(f) for f in files],
+            "steps_requested": request["steps"], "step_wall_times_us": times, "device": info["device"],
+            "batch_size": request["batch_size"], "model_name": model.name, "inter_op_threads": None,
+            "host_tracer_level": 0, "graph_nodes": 0, "extra": {"backend": "jax", "training": training}}
+
+
+def _run_steps(jax, step, args, count: int, first: int, trained: bool) -> tuple:
+    """Run `count` steps, each blocked on; a training step's new state feeds the next one."""
+    times = []
+    for number in range(first, first + count):
+        start = time.perf_counter()
+        with jax.profiler.StepTraceAnnotation(STEP_MARKER, step_num=number):
+            out = jax.block_until_ready(step(*args))
+        times.append((time.perf_counter() - start) * 1e6)
+        if trained:
+            args = (out[1], out[2], out[3]) + tuple(args[3:])
+    return times, args
+
+
+def _record(jax, step, args, request: dict) -> tuple:
+    """Warm up (compile excluded from the trace), then record steps + 1 under the JAX profiler."""
+    trained = bool(request["train"])
+    warmup = max(int(request["warmup"]), 1)
+    _, args = _run_steps(jax, step, args, warmup, -warmup, trained)
+    logdir = Path(request["logdir"])
+    before = set(logdir.rglob("*.xplane.pb"))
+    jax.profiler.start_trace(str(logdir))
+    try:
+        times, _ = _run_steps(jax, step, args, int(request["steps"]) + 1, 0, trained)
+    finally:
+        jax.profiler.stop_trace()
+    files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in before)
+    if not files:
+        raise CaptureError(f"{logdir}: the JAX profiler wrote no trace")
+    return [round(t, 3) for t in times], files, files[0].parent
