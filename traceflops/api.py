@@ -148,6 +148,9 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     if on_jax:
         from .capture.jax_capture import check_jax_installed
         check_jax_installed()
+    else:
+        from .capture.tf import require_tensorflow
+        require_tensorflow()
     out_dir = ensure_writable_dir(out) if out is not None else None
     if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
         from .errors import ModelError

@@ -45,9 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Keras backend to run the model on (default: $KERAS_BACKEND, else tensorflow); jax "
                            "profiles a jitted step through XLA and needs no TensorFlow (pip install "
                            "'traceflops[jax]')")
-    prof.add_argument("--train", action="store_true",
-                      help="profile training steps (forward, loss, gradients, optimizer update; --backend jax); "
-                           "the model's compiled loss and optimizer, else SGD and a loss that fits its output")
     prof.add_argument("--jit-compile", action="store_true",
                       help="compile the inference step with XLA (Keras does this by default on GPU)")
     prof.add_argument("--input-shape", action="append", metavar="[NAME:]D1,D2,...",

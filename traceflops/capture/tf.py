@@ -19,3 +19,19 @@ def _import_tf():
             raise  # TensorFlow is there but broken: not a missing extra
         raise MissingExtraError(TENSORFLOW_MISSING) from None
     return tf
+
+
+def installed(name: str) -> bool:
+    """Whether a top-level package can be imported, without importing it (an import hook that refuses
+    it counts as missing)."""
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
+
+
+def require_tensorflow() -> None:
+    """MissingExtraError now, before any work, when TensorFlow is not installed."""
+    if not installed("tensorflow"):
+        raise MissingExtraError(TENSORFLOW_MISSING)

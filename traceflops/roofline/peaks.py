@@ -436,11 +436,12 @@ def cache_key(device: str, backend: str = "tensorflow") -> dict:
 
 
 def measuring_backend(backend: Optional[str] = None) -> str:
-    """`jax` when asked for, or when TensorFlow is not installed; else `tensorflow`."""
+    """`jax` when asked for, or when TensorFlow is not installed but JAX is; else `tensorflow` (which
+    names the missing extra when neither is installed)."""
     if backend in ("jax", "tensorflow"):
         return backend
-    import importlib.util
-    return "tensorflow" if importlib.util.find_spec("tensorflow") is not None else "jax"
+    from ..capture.tf import installed
+    return "jax" if not installed("tensorflow") and installed("jax") else "tensorflow"
 
 
 def _cache_file(directory: Path, key: dict) -> Path:
