@@ -21,7 +21,8 @@ from traceflops.capture.options import resolve_backend
 from traceflops.costs.hlo.layers import name_stack_layer
 from traceflops.errors import ModelError, UsageError
 
-pytestmark = pytest.mark.jax
+# `tf` too: the marker stands for the heavy extras (Keras among them), which a `[test]`-only venv lacks
+pytestmark = [pytest.mark.jax, pytest.mark.tf]
 
 N, STEPS = 2, 3
 # The CNN: 16x16x3 input; stem 3x3/2 SAME conv (8, no bias) + BatchNorm + ReLU; depthwise 3x3 SAME;
