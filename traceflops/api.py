@@ -71,9 +71,58 @@ def _read_json(path: Path) -> Optional[dict]:
         return None
 
 
+def _trained_in(trace) -> bool:
+    names = trace.events.loc[trace.events["kind"].isin(("op", "kernel")), "op_name"].astype(str)
+    return bool(names.str.contains("gradient_tape/", regex=False).any())
+
+
+def _graph_from_model(trace, model, batch_size: Optional[int], train: Optional[bool], allow_unsafe: bool):
+    """The executed graph rebuilt from `model` (capture/rebuild.py), renamed onto the trace's op names
+    (graph/match.py); (graph, capture info, match counts)."""
+    from .capture.rebuild import rebuild_isolated
+    from .errors import ModelError, UsageError
+    from .graph.match import join_rebuilt
+    if batch_size is None:
+        raise UsageError("--model needs --batch-size: a trace recorded at host tracer level 2 holds no tensor "
+                         "shapes to read the batch size from (give the batch size of the profiled steps)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size!r}: expected a positive integer")
+    train = _trained_in(trace) if train is None else bool(train)
+    record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe)
+    work = trace.events[trace.events["kind"].isin(("op", "kernel")) & trace.events["op_type"].notna()]
+    events = list(zip(work["op_name"].astype(str), work["op_type"].astype(str)))
+    renamed, counts = join_rebuilt(record, events)
+    matched = counts["by_name"] + counts["by_structure"]
+    if events and matched < 0.5 * len(events):
+        raise ModelError(f"the model does not match the trace: only {matched} of {len(events)} op events found "
+                         f"a node of the same type in the graph rebuilt from it ({'training' if train else 'inference'}"
+                         f", batch size {batch_size})")
+    info = {"model": getattr(model, "name", None) or Path(str(model)).name, "batch_size": batch_size,
+            "host_tracer_level": 2}
+    training = (record.get("rebuilt") or {}).get("training")
+    if training:
+        info["training"] = training
+    return ExecutedGraph.from_record(renamed), info, counts
+
+
+def _match_warning(counts: dict) -> Optional[str]:
+    if not counts["unmatched"]:
+        return None
+    kinds = ", ".join(f"{k} x{v}" for k, v in list(counts["unmatched_op_types"].items())[:8])
+    return (f"{counts['unmatched']} op events found no node of their type in the graph rebuilt from the model "
+            f"(their counts are unknown): {kinds}")
+
+
 def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
-            measure_ceilings: bool = False, threshold: float = 0.5) -> Result:
+            measure_ceilings: bool = False, threshold: float = 0.5, model=None,
+            batch_size: Optional[int] = None, train: Optional[bool] = None, allow_unsafe: bool = False) -> Result:
     """Analyse a trace recorded earlier: a logdir, a run directory or one `.xplane.pb`.
+
+    With `model` (a path or a Keras model), a trace recorded without shapes or
+    executed graph (TensorBoard's `profile_batch`, `tf.profiler.experimental.start`)
+    is priced from the graph rebuilt from the model at `batch_size` (required),
+    for a training step when `train` (default: when the trace holds gradient
+    ops); `summary["model_match"]` says how its op events were matched.
 
     The roofline uses, first found: `ceilings` given here; the ceilings stored
     beside the trace by `profile`; with `measure_ceilings`, this machine's
@@ -86,8 +135,17 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
     capture_info = _read_json(run_dir / CAPTURE_FILE) or {}
     graph_record = _read_json(run_dir / GRAPH_FILE)
     graph = ExecutedGraph.from_record(graph_record) if graph_record else None
+    counts = None
+    if model is not None:
+        graph, rebuilt_info, counts = _graph_from_model(trace, model, batch_size, train, allow_unsafe)
+        capture_info = {**rebuilt_info, **capture_info}
     wanted = steps if steps is not None else capture_info.get("steps")
     joined = join(trace, graph, wanted, capture_info, str(run_dir))
+    if counts is not None:
+        joined.summary["model_match"] = counts
+        warning = _match_warning(counts)
+        if warning:
+            joined.summary["warnings"].append(warning)
     result = Result(joined.ops, joined.summary, trace, str(run_dir))
     if joined.kernels is not None:
         result.extra_tables.update(kernels=joined.kernels, memcpy=joined.memcpy)
