@@ -71,7 +71,7 @@ def render_terminal(ops: pd.DataFrame, summary: dict, top: int = 15, console=Non
         if not console.is_terminal:
             console = Console(width=160)  # piped output: wide enough that op names stay whole
     table = Table(title=f"Top {min(top, len(ops))} of {len(ops)} ops by time "
-                        f"({summary.get('steps') or '?'} steps)", title_justify="left")
+                        + (f"({summary['steps']} steps)" if summary.get("steps") else "(whole trace)"), title_justify="left")
     for header, justify in (("op", "left"), ("type", "left"), ("runs", "right"), ("FLOPs", "right"),
                             ("bytes", "right"), ("avg µs", "right"), ("time %", "right"),
                             ("GFLOP/s", "right"), ("GB/s", "right"), ("FLOP/B", "right"),
@@ -96,6 +96,13 @@ def _total(value, unit: str) -> str:
     return "unknown" if value is None else f"{human(value)}{unit}".replace("  ", " ") if value >= 1000 else f"{value} {unit}"
 
 
+def _time_line(summary: dict) -> str:
+    if not summary.get("steps"):
+        return f"op time (whole trace)     {_number(summary.get('op_time_per_step_us'), 4)} µs"
+    return (f"median step time          {_number(summary.get('step_time_us'), 4)} µs "
+            f"(op time {_number(summary.get('op_time_per_step_us'), 4)} µs)")
+
+
 def summary_lines(summary: dict) -> str:
     coverage = summary.get("coverage")
     per = "per step" if summary.get("steps") else "(whole trace)"
@@ -105,10 +112,10 @@ def summary_lines(summary: dict) -> str:
         + (f", {summary['steps']} profiled steps" if summary.get("steps") else ", whole trace (no step markers)"),
         f"FLOPs {per:<20}{_total(summary.get('flops_per_step'), 'FLOP')} "
         f"({_total(summary.get('macs_per_step'), 'MAC')} in contractions)",
-        f"median step time          {_number(summary.get('step_time_us'), 4)} µs "
-        f"(op time {_number(summary.get('op_time_per_step_us'), 4)} µs)",
+        _time_line(summary),
         "achieved                  " + ("unknown" if summary.get("gflops_per_s") is None else
-                                         f"{_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the step"),
+                                         f"{_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the "
+                                         + ("step" if summary.get("steps") else "trace's op time")),
         f"coverage                  {'?' if coverage is None else f'{100 * coverage:.2f}'}% of op time has a known count",
     ]
     for key, unit in (("flops_per_step_by_phase", "FLOP"), ("macs_per_step_by_phase", "MAC")):
@@ -118,11 +125,16 @@ def summary_lines(summary: dict) -> str:
             lines.append(f"{label:<26}" + ", ".join(f"{phase} {human(value)}{unit}" for phase, value in split.items()))
     unknown = summary.get("unknown_op_types") or {}
     if unknown:
-        listed = ", ".join(f"{k} ({v:.3g} µs/step)" for k, v in list(unknown.items())[:8])
+        each = "µs/step" if summary.get("steps") else "µs"
+        listed = ", ".join(f"{k} ({v:.3g} {each})" for k, v in list(unknown.items())[:8])
         lines.append(f"unknown op types          {listed}")
     if summary.get("kernel_coverage") is not None:
         lines.append(f"kernel coverage           {100 * summary['kernel_coverage']:.2f}% of GPU kernel time "
                      "has a known count (kernels.csv)")
+    match = summary.get("model_match")
+    if match:
+        lines.append(f"matched to the model      {match['by_name']} op events by name, {match['by_structure']} by "
+                     f"structure, {match['unmatched']} unmatched")
     for key, label in (("model_flops_utilization", "model FLOPs utilization"),
                        ("memory_bound_time_share", "time in memory-bound ops")):
         if summary.get(key) is not None:
