@@ -70,8 +70,8 @@ def render_terminal(ops: pd.DataFrame, summary: dict, top: int = 15, console=Non
         console = Console()
         if not console.is_terminal:
             console = Console(width=160)  # piped output: wide enough that op names stay whole
-    table = Table(title=f"Top {min(top, len(ops))} of {len(ops)} ops by time "
-                        + (f"({summary['steps']} steps)" if summary.get("steps") else "(whole trace)"), title_justify="left")
+    span = f"({summary['steps']} steps)" if summary.get("steps") else "(whole trace)"
+    table = Table(title=f"Top {min(top, len(ops))} of {len(ops)} ops by time {span}", title_justify="left")
     for header, justify in (("op", "left"), ("type", "left"), ("runs", "right"), ("FLOPs", "right"),
                             ("bytes", "right"), ("avg µs", "right"), ("time %", "right"),
                             ("GFLOP/s", "right"), ("GB/s", "right"), ("FLOP/B", "right"),
