@@ -188,3 +188,17 @@ def test_bad_model_input_is_one_line(recorded):
     assert absent.returncode == 3 and "no such file" in absent.stderr and "Traceback" not in absent.stderr
     zero = _cli(recorded / "fn", "--model", recorded / "fresh.keras", "--batch-size", 0)
     assert zero.returncode == 2 and "Traceback" not in zero.stderr
+
+
+def test_model_object_and_onednn_follows_the_trace(recorded):
+    import keras
+    import traceflops
+    from traceflops.api import _ran_onednn
+    from traceflops.trace import find_trace_files, load_trace
+    events = load_trace(find_trace_files(recorded / "fn")).events
+    onednn = _ran_onednn(events[events["kind"] == "op"])
+    assert onednn == events["op_type"].astype(str).str.startswith("_Mkl").any()
+    model = keras.saving.load_model(recorded / "fresh.keras")
+    result = traceflops.analyze(recorded / "fn", model=model, batch_size=4)
+    assert result.summary["macs_per_step"] == 5 * forward_macs(4)
+    assert result.summary["model_match"]["unmatched"] == 0

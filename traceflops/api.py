@@ -76,6 +76,19 @@ def _trained_in(trace) -> bool:
     return bool(names.str.contains("gradient_tape/", regex=False).any())
 
 
+_CONTRACTIONS = ("Conv", "MatMul", "BatchMatMul", "Einsum", "FusedConv", "FusedMatMul")
+
+
+def _ran_onednn(work) -> Optional[bool]:
+    """Whether the trace's host contractions ran as oneDNN (`_Mkl...`) kernels; None when it has none."""
+    types = work.loc[work["kind"] == "op", "op_type"].astype(str)
+    plain = types.str.lstrip("_").str.replace("MklNative", "").str.replace("Mkl", "")
+    contractions = types[plain.str.startswith(_CONTRACTIONS)]
+    if contractions.empty:
+        return None
+    return bool(contractions.str.startswith("_Mkl").any())
+
+
 def _graph_from_model(trace, model, batch_size: Optional[int], train: Optional[bool], allow_unsafe: bool):
     """The executed graph rebuilt from `model` (capture/rebuild.py), renamed onto the trace's op names
     (graph/match.py); (graph, capture info, match counts)."""
@@ -88,9 +101,9 @@ def _graph_from_model(trace, model, batch_size: Optional[int], train: Optional[b
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"--batch-size {batch_size!r}: expected a positive integer")
     train = _trained_in(trace) if train is None else bool(train)
-    record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe)
     work = trace.events[trace.events["kind"].isin(("op", "kernel")) & trace.events["op_type"].notna()]
     events = list(zip(work["op_name"].astype(str), work["op_type"].astype(str)))
+    record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe, onednn=_ran_onednn(work))
     renamed, counts = join_rebuilt(record, events)
     matched = counts["by_name"] + counts["by_structure"]
     if events and matched < 0.5 * len(events):

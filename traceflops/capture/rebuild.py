@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Optional
 
 from ..errors import ModelError, TraceflopsError
 
@@ -141,8 +142,11 @@ def child_main() -> None:
 _BOOTSTRAP = "from traceflops.capture import rebuild; rebuild.child_main()"
 
 
-def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = False) -> dict:
-    """`rebuild_graph` in a child process; `model` is a path or an in-memory Keras model (saved first)."""
+def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = False,
+                     onednn: Optional[bool] = None) -> dict:
+    """`rebuild_graph` in a child process; `model` is a path or an in-memory Keras model (saved first).
+    `onednn`: whether the trace ran oneDNN kernels (`_Mkl...` types); the child's
+    TF_ENABLE_ONEDNN_OPTS follows it so its kernel types are the trace's (None: inherited)."""
     from .sandbox import _stderr_fd
     scratch = tempfile.mkdtemp(prefix=".traceflops-rebuild-")
     try:
@@ -160,6 +164,8 @@ def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = F
         request = {"model_path": path, "batch_size": int(batch_size), "train": bool(train),
                    "allow_unsafe": allow_unsafe, "answer_path": answer_path}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        if onednn is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
         process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
                                    stdout=_stderr_fd(), env=env)
         process.communicate(json.dumps(request).encode())
