@@ -41,7 +41,8 @@ SUMMARY_CHANGED = ("issue 9: summary entries name XLA kernels' ops as `fusion:kC
 # Summary keys that depend on where the trace lies, or were added since the freeze.
 SUMMARY_SKIP = {"trace_files", "run_dir"}
 # Summary keys added since the freeze (key -> the issue that asked for it).
-SUMMARY_NEW = {"flops_per_step_by_phase": "issue 10", "macs_per_step_by_phase": "issue 10"}
+SUMMARY_NEW = {"flops_per_step_by_phase": "issue 10", "macs_per_step_by_phase": "issue 10",
+               "totals_cover": "issue 11", "model_match": "issue 11"}
 
 
 def _cases():
