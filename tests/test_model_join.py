@@ -202,3 +202,21 @@ def test_model_object_and_onednn_follows_the_trace(recorded):
     result = traceflops.analyze(recorded / "fn", model=model, batch_size=4)
     assert result.summary["macs_per_step"] == 5 * forward_macs(4)
     assert result.summary["model_match"]["unmatched"] == 0
+
+
+def test_batch_size_read_from_recorded_shapes_and_a_wrong_one_refused(recorded, tmp_path):
+    """A trace with shapes (level 3) but no graph beside it: the batch size is read off its shapes."""
+    import traceflops
+    from traceflops.capture import capture_isolated
+    from traceflops.errors import UsageError
+    captured = capture_isolated(str(recorded / "fresh.keras"), tmp_path / "logdir", batch_size=4, steps=2,
+                                warmup=1, host_tracer_level=3)
+    if captured.host_tracer_level != 3:
+        pytest.skip("no level-3 capture on this machine (no private network namespace)")
+    for name in ("traceflops_graph.json", "traceflops_capture.json"):
+        os.remove(os.path.join(captured.run_dir, name))
+    result = traceflops.analyze(captured.run_dir, model=str(recorded / "fresh.keras"))
+    assert result.summary["batch_size"] == 4
+    assert result.summary["macs_per_step"] == forward_macs(4)
+    with pytest.raises(UsageError, match="recorded shapes show batch size 4"):
+        traceflops.analyze(captured.run_dir, model=str(recorded / "fresh.keras"), batch_size=8)

@@ -89,33 +89,56 @@ def _ran_onednn(work) -> Optional[bool]:
     return bool(contractions.str.startswith("_Mkl").any())
 
 
-def _graph_from_model(trace, model, batch_size: Optional[int], train: Optional[bool], allow_unsafe: bool):
-    """The executed graph rebuilt from `model` (capture/rebuild.py), renamed onto the trace's op names
-    (graph/match.py); (graph, capture info, match counts)."""
+def _rebuild_and_match(trace_events, model, batch_size: int, train: bool, allow_unsafe: bool):
+    """(renamed graph, rebuild record, match counts) for the graph rebuilt at `batch_size`."""
     from .capture.rebuild import rebuild_isolated
-    from .errors import ModelError, UsageError
+    from .errors import ModelError
     from .graph.match import join_rebuilt
-    if batch_size is None:
-        raise UsageError("--model needs --batch-size: a trace recorded at host tracer level 2 holds no tensor "
-                         "shapes to read the batch size from (give the batch size of the profiled steps)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError(f"--batch-size {batch_size!r}: expected a positive integer")
-    train = _trained_in(trace) if train is None else bool(train)
-    work = trace.events[trace.events["kind"].isin(("op", "kernel")) & trace.events["op_type"].notna()]
-    events = list(zip(work["op_name"].astype(str), work["op_type"].astype(str)))
-    record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe, onednn=_ran_onednn(work))
+    events = list(zip(trace_events["op_name"].astype(str), trace_events["op_type"].astype(str)))
+    record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe,
+                              onednn=_ran_onednn(trace_events))
     renamed, counts = join_rebuilt(record, events)
     matched = counts["by_name"] + counts["by_structure"]
     if events and matched < 0.5 * len(events):
         raise ModelError(f"the model does not match the trace: only {matched} of {len(events)} op events found "
                          f"a node of the same type in the graph rebuilt from it ({'training' if train else 'inference'}"
                          f", batch size {batch_size})")
+    return ExecutedGraph.from_record(renamed), record, counts
+
+
+def _graph_from_model(trace, model, batch_size: Optional[int], train: Optional[bool], allow_unsafe: bool):
+    """The executed graph rebuilt from `model` (capture/rebuild.py), renamed onto the trace's op names
+    (graph/match.py); (graph, capture info, match counts). The batch size is checked against (or, when
+    not given, read from) the trace's recorded shapes where it has any (graph/batch.py)."""
+    from .errors import UsageError
+    from .graph.batch import batch_seen
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise UsageError(f"--batch-size {batch_size!r}: expected a positive integer")
+    work = trace.events[trace.events["kind"].isin(("op", "kernel")) & trace.events["op_type"].notna()]
+    has_shapes = bool(work["shape"].notna().any())
+    if batch_size is None and not has_shapes:
+        raise UsageError("--model needs --batch-size: this trace (host tracer level 2) holds no tensor shapes to "
+                         "read the batch size from; give the batch size of the profiled steps")
+    train = _trained_in(trace) if train is None else bool(train)
+    probe = batch_size or 1
+    graph, record, counts = _rebuild_and_match(work, model, probe, train, allow_unsafe)
+    seen = batch_seen(work, graph, probe) if has_shapes else None
+    if batch_size is not None and seen is not None and seen != batch_size:
+        raise UsageError(f"--batch-size {batch_size} does not match the trace: its recorded shapes show batch "
+                         f"size {seen}")
+    if batch_size is None:
+        if seen is None:
+            raise UsageError("--model needs --batch-size: the trace's recorded shapes do not tell the batch size")
+        batch_size = seen
+        if seen != probe:
+            graph, record, counts = _rebuild_and_match(work, model, seen, train, allow_unsafe)
     info = {"model": getattr(model, "name", None) or Path(str(model)).name, "batch_size": batch_size,
-            "host_tracer_level": 2}
+            "host_tracer_level": 3 if has_shapes else 2}
     training = (record.get("rebuilt") or {}).get("training")
     if training:
         info["training"] = training
-    return ExecutedGraph.from_record(renamed), info, counts
+    return graph, info, counts
 
 
 def _match_warning(counts: dict) -> Optional[str]:
