@@ -121,7 +121,8 @@ SUMMARY_SKIP = {"trace_files", "run_dir"}
 # Summary keys added since the freeze (key -> the issue that asked for it).
 SUMMARY_NEW = {"flops_per_step_by_phase": "issue 10", "macs_per_step_by_phase": "issue 10",
                "profiler_overhead": "issue 14", "straggler": "issue 14", "ceiling_trust": "issue 13",
-               "memory_roof_note": "issue 13", "model_flops_utilization_note": "issue 13"}
+               "memory_roof_note": "issue 13", "model_flops_utilization_note": "issue 13",
+               "totals_cover": "issue 11", "model_match": "issue 11"}
 
 
 def _cases():

@@ -71,14 +71,100 @@ def _read_json(path: Path) -> Optional[dict]:
         return None
 
 
+def _trained_in(trace) -> bool:
+    names = trace.events.loc[trace.events["kind"].isin(("op", "kernel")), "op_name"].astype(str)
+    return bool(names.str.contains("gradient_tape/", regex=False).any())
+
+
+_CONTRACTIONS = ("Conv", "MatMul", "BatchMatMul", "Einsum", "FusedConv", "FusedMatMul")
+
+
+def _ran_onednn(work) -> Optional[bool]:
+    """Whether the trace's host contractions ran as oneDNN (`_Mkl...`) kernels; None when it has none."""
+    types = work.loc[work["kind"] == "op", "op_type"].astype(str)
+    plain = types.str.lstrip("_").str.replace("MklNative", "").str.replace("Mkl", "")
+    contractions = types[plain.str.startswith(_CONTRACTIONS)]
+    if contractions.empty:
+        return None
+    return bool(contractions.str.startswith("_Mkl").any())
+
+
+def _rebuild_and_match(trace_events, model, batch_size: int, train: bool, allow_unsafe: bool):
+    """(renamed graph, rebuild record, match counts) for the graph rebuilt at `batch_size`."""
+    from .capture.rebuild import rebuild_isolated
+    from .errors import ModelError
+    from .graph.match import join_rebuilt
+    events = list(zip(trace_events["op_name"].astype(str), trace_events["op_type"].astype(str)))
+    record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe,
+                              onednn=_ran_onednn(trace_events))
+    renamed, counts = join_rebuilt(record, events)
+    matched = counts["by_name"] + counts["by_structure"]
+    if events and matched < 0.5 * len(events):
+        raise ModelError(f"the model does not match the trace: only {matched} of {len(events)} op events found "
+                         f"a node of the same type in the graph rebuilt from it ({'training' if train else 'inference'}"
+                         f", batch size {batch_size})")
+    return ExecutedGraph.from_record(renamed), record, counts
+
+
+def _graph_from_model(trace, model, batch_size: Optional[int], train: Optional[bool], allow_unsafe: bool):
+    """The executed graph rebuilt from `model` (capture/rebuild.py), renamed onto the trace's op names
+    (graph/match.py); (graph, capture info, match counts). The batch size is checked against (or, when
+    not given, read from) the trace's recorded shapes where it has any (graph/batch.py)."""
+    from .errors import UsageError
+    from .graph.batch import batch_seen
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise UsageError(f"--batch-size {batch_size!r}: expected a positive integer")
+    work = trace.events[trace.events["kind"].isin(("op", "kernel")) & trace.events["op_type"].notna()]
+    has_shapes = bool(work["shape"].notna().any())
+    if batch_size is None and not has_shapes:
+        raise UsageError("--model needs --batch-size: this trace (host tracer level 2) holds no tensor shapes to "
+                         "read the batch size from; give the batch size of the profiled steps")
+    train = _trained_in(trace) if train is None else bool(train)
+    probe = batch_size or 1
+    graph, record, counts = _rebuild_and_match(work, model, probe, train, allow_unsafe)
+    seen = batch_seen(work, graph, probe) if has_shapes else None
+    if batch_size is not None and seen is not None and seen != batch_size:
+        raise UsageError(f"--batch-size {batch_size} does not match the trace: its recorded shapes show batch "
+                         f"size {seen}")
+    if batch_size is None:
+        if seen is None:
+            raise UsageError("--model needs --batch-size: the trace's recorded shapes do not tell the batch size")
+        batch_size = seen
+        if seen != probe:
+            graph, record, counts = _rebuild_and_match(work, model, seen, train, allow_unsafe)
+    info = {"model": getattr(model, "name", None) or Path(str(model)).name, "batch_size": batch_size,
+            "host_tracer_level": 3 if has_shapes else 2}
+    training = (record.get("rebuilt") or {}).get("training")
+    if training:
+        info["training"] = training
+    return graph, info, counts
+
+
+def _match_warning(counts: dict) -> Optional[str]:
+    if not counts["unmatched"]:
+        return None
+    kinds = ", ".join(f"{k} x{v}" for k, v in list(counts["unmatched_op_types"].items())[:8])
+    return (f"{counts['unmatched']} op events found no node of their type in the graph rebuilt from the model "
+            f"(their counts are unknown): {kinds}")
+
+
 def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
             measure_ceilings: bool = False, threshold: float = 0.5, scheduler: Optional[str] = None,
-            storage_options: Optional[dict] = None) -> Result:
+            storage_options: Optional[dict] = None, model=None, batch_size: Optional[int] = None,
+            train: Optional[bool] = None, allow_unsafe: bool = False) -> Result:
     """Analyse a trace recorded earlier: a logdir, a run directory or one `.xplane.pb` (or a list of
     them; fsspec URLs such as `s3://bucket/logdir` too).
 
     Several files are parsed and priced one at a time in worker processes, or with `scheduler`
     (a Dask scheduler's address) as tasks on that cluster (`scale.py`); the tables are combined here.
+
+    With `model` (a path or a Keras model), a trace recorded without shapes or
+    executed graph (TensorBoard's `profile_batch`, `tf.profiler.experimental.start`)
+    is priced from the graph rebuilt from the model at `batch_size` (required),
+    for a training step when `train` (default: when the trace holds gradient
+    ops); `summary["model_match"]` says how its op events were matched.
+
     The roofline uses, first found: `ceilings` given here; the ceilings stored
     beside the trace by `profile`; with `measure_ceilings`, this machine's
     measured (cached) CPU ceilings; for GPUs, the trace's device planes.
@@ -89,17 +175,27 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
     capture_info = scale.read_side_json(run_dir, CAPTURE_FILE, storage_options) or {}
     graph_record = scale.read_side_json(run_dir, GRAPH_FILE, storage_options)
     graph = ExecutedGraph.from_record(graph_record) if graph_record else None
+    single = scheduler is None and len(files) == 1 and not scale.is_url(files[0])
+    if model is not None and not single:
+        from .errors import UsageError
+        raise UsageError("--model prices one local trace file at a time (not several hosts or a --scheduler run)")
+    trace = load_trace([Path(files[0])]) if single else None
+    counts = None
+    if model is not None:
+        graph, rebuilt_info, counts = _graph_from_model(trace, model, batch_size, train, allow_unsafe)
+        graph_record = None
+        capture_info = {**rebuilt_info, **capture_info}
     wanted = steps if steps is not None else capture_info.get("steps")
-    if scheduler is None and len(files) == 1 and not scale.is_url(files[0]):
-        trace = load_trace([Path(files[0])])
+    if single:
         joined = join(trace, graph, wanted, capture_info, run_dir)
     else:
-        parts = (scale.price_dask(files, graph_record, wanted, scheduler, storage_options) if scheduler
-                 else scale.price_local(files, graph_record, wanted, storage_options=storage_options))
-        records, step_rows, num_steps, trace, device_work = scale.combine_priced(parts)
-        joined = join_records(records, step_rows, num_steps, trace, graph, wanted, capture_info, run_dir,
-                              device_work)
-        joined.summary["events"] = sum(p.events for p in parts)
+        joined, trace = _join_files(files, graph, graph_record, wanted, capture_info, run_dir, scheduler,
+                                    storage_options)
+    if counts is not None:
+        joined.summary["model_match"] = counts
+        warning = _match_warning(counts)
+        if warning:
+            joined.summary["warnings"].append(warning)
     result = Result(joined.ops, joined.summary, trace, run_dir)
     if joined.kernels is not None:
         result.extra_tables.update(kernels=joined.kernels, memcpy=joined.memcpy)
@@ -114,6 +210,16 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
         peak = ((result.ceilings or {}).get("peak_gflops_per_s") or {}).get("float32")
         result.extra_tables["hosts"] = apply_peak(joined.hosts, peak)
     return result
+
+
+def _join_files(files, graph, graph_record, wanted, capture_info, run_dir, scheduler, storage_options):
+    """Several files (or a Dask run): each parsed and priced apart, the priced tables combined here."""
+    parts = (scale.price_dask(files, graph_record, wanted, scheduler, storage_options) if scheduler
+             else scale.price_local(files, graph_record, wanted, storage_options=storage_options))
+    records, step_rows, num_steps, trace, device_work = scale.combine_priced(parts)
+    joined = join_records(records, step_rows, num_steps, trace, graph, wanted, capture_info, run_dir, device_work)
+    joined.summary["events"] = sum(p.events for p in parts)
+    return joined, trace
 
 
 def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: int = 10, warmup: int = 3,

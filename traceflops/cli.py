@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .errors import TraceflopsError
+from .errors import TraceflopsError, UsageError
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--steps", type=int, default=None, help="analyse this many steps (default: all)")
     ana.add_argument("--measure-ceilings", action="store_true",
                      help="when the trace carries no ceilings, use this machine's measured CPU ceilings")
+    ana.add_argument("--model", default=None,
+                     help="the model the trace ran (.keras/.h5): rebuild its graph to price a trace recorded "
+                          "without shapes (TensorBoard profile_batch, tf.profiler.experimental.start)")
+    ana.add_argument("--batch-size", type=int, default=None, help="with --model: the batch size the trace ran")
+    ana.add_argument("--train", action="store_true", default=None,
+                     help="with --model: the trace is of training steps (default: when it holds gradient ops)")
+    ana.add_argument("--allow-unsafe", action="store_true",
+                     help="with --model: load models Keras safe mode refuses; only for files you trust")
     _common(ana)
 
     pk = sub.add_parser("peaks", help="measure (or show cached) compute and memory ceilings of a device")
@@ -155,9 +163,12 @@ def _run(args) -> int:
     else:
         if args.out:
             api.ensure_writable_dir(args.out)
+        if args.model is None and (args.batch_size is not None or args.train):
+            raise UsageError("--batch-size and --train of analyze go with --model")
         path = args.path[0] if len(args.path) == 1 else args.path
         result = api.analyze(path, steps=args.steps, measure_ceilings=args.measure_ceilings,
-                             threshold=args.threshold, scheduler=args.scheduler)
+                             threshold=args.threshold, scheduler=args.scheduler, model=args.model,
+                             batch_size=args.batch_size, train=args.train, allow_unsafe=args.allow_unsafe)
         if args.out:
             result.write(args.out)
     if args.json:

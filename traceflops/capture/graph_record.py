@@ -82,7 +82,7 @@ def graph_record(run_metadata, concrete) -> dict:
                 attrs = {key: _attr_to_python(value) for key, value in node.attr.items()}
                 nodes.append({"name": node.name, "op": node.op, "device": node.device,
                               "inputs": list(node.input), "attrs": attrs})
-    record = {"nodes": nodes, "static_tensors": _static_tensors(concrete)}
+    record = {"nodes": nodes, "static_tensors": _static_tensors(concrete) if concrete is not None else {}}
     fill_rewritten_shapes(record)
     return record
 

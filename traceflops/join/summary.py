@@ -23,6 +23,7 @@ def summarize(table: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int) -> d
     unknown_types = (unknown.groupby("op_type")["total_time_us"].sum().sort_values(ascending=False))
     return {
         "steps": num_steps,
+        "totals_cover": "per step" if num_steps else "whole trace",
         "step_time_us": step_time,
         "step_times_us": step_times,
         "op_time_per_step_us": op_time / steps,

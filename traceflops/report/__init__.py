@@ -99,22 +99,28 @@ def _total(value, unit: str) -> str:
     return "unknown" if value is None else f"{human(value)}{unit}".replace("  ", " ") if value >= 1000 else f"{value} {unit}"
 
 
+def _time_line(summary: dict) -> str:
+    if not summary.get("steps"):
+        return f"op time (whole trace)     {_number(summary.get('op_time_per_step_us'), 4)} µs"
+    return (f"median step time          {_number(summary.get('step_time_us'), 4)} µs "
+            f"(op time {_number(summary.get('op_time_per_step_us'), 4)} µs)")
+
+
 def summary_lines(summary: dict) -> str:
     coverage = summary.get("coverage")
     steps = summary.get("steps")
     # "per step" only for real steps: without step markers every total covers the whole trace.
-    per, time_label = ("per step", "median step time") if steps else ("in the whole trace", "trace time")
+    per = "per step" if steps else "in the whole trace"
     lines = [
         f"model {summary.get('model') or '?'} on {summary.get('device') or '?'}"
         + (f", batch {summary['batch_size']}" if summary.get("batch_size") else "")
         + (f", {summary['steps']} profiled steps" if summary.get("steps") else ", whole trace (no step markers)"),
         f"{'FLOPs ' + per:<26}{_total(summary.get('flops_per_step'), 'FLOP')} "
         f"({_total(summary.get('macs_per_step'), 'MAC')} in contractions)",
-        f"{time_label:<26}{_number(summary.get('step_time_us'), 4)} µs "
-        f"(op time {_number(summary.get('op_time_per_step_us'), 4)} µs)",
+        _time_line(summary),
         "achieved                  " + ("unknown" if summary.get("gflops_per_s") is None else
                                        f"{_number(summary.get('gflops_per_s'), 4)} GFLOP/s over the "
-                                       + ("step" if steps else "trace")),
+                                       + ("step" if steps else "trace's op time")),
         f"coverage                  {'?' if coverage is None else f'{100 * coverage:.2f}'}% of op time has a known count",
     ]
     for key, unit in (("flops_per_step_by_phase", "FLOP"), ("macs_per_step_by_phase", "MAC")):
@@ -130,6 +136,10 @@ def summary_lines(summary: dict) -> str:
     if summary.get("kernel_coverage") is not None:
         lines.append(f"kernel coverage           {100 * summary['kernel_coverage']:.2f}% of GPU kernel time "
                      "has a known count (kernels.csv)")
+    match = summary.get("model_match")
+    if match:
+        lines.append(f"matched to the model      {match['by_name']} op events by name, {match['by_structure']} by "
+                     f"structure, {match['unmatched']} unmatched")
     for key, label in (("model_flops_utilization", "model FLOPs utilization"),
                        ("memory_bound_time_share", "time in memory-bound ops")):
         if summary.get(key) is not None:
