@@ -5,7 +5,7 @@ import pytest
 from traceflops import analyze
 from traceflops.trace import load_trace
 
-from conftest import SHARED_FIXTURES, TRACES
+from conftest import TRACES
 
 EXAMPLE = TRACES / "cpu-example-cnn"
 
@@ -50,7 +50,7 @@ def test_cpu_trace_analysis_exact_counts():
 
 
 def test_v100_fixture_host_and_device_events():
-    path = SHARED_FIXTURES / "gpu" / "tf-v100-bert-multiworker.xplane.pb"
+    path = TRACES / "gpu" / "tf-v100-bert-multiworker.xplane.pb"  # the committed copy of the shared fixture
     trace = load_trace(path)
     events = trace.events
     kernels = events[events["kind"] == "kernel"]
