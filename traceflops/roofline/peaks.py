@@ -216,7 +216,7 @@ def _no_theoretical(device: str) -> dict:
 
 # ---------------------------------------------------------------- measurement
 
-def _timed_calls(call, repeats: int) -> tuple:
+def timed_calls(call, repeats: int) -> tuple:
     """(best, median) seconds of `call()` over `repeats`, after one warm-up (tracing, first-touch pages).
 
     The best trial is the ceiling (a busy machine only ever slows a trial down); the median beside
@@ -260,9 +260,10 @@ def _error_text(error: Exception) -> str:
     return last if last.startswith(prefix) else prefix + last
 
 
-def _sweep_dtype(tf, device: str, dtype_name: str, sizes: Sequence[int], repeats: int,
-                 budget_s: float, float32_by_size: dict) -> dict:
-    """Best median GFLOP/s of square matmuls over `sizes`; stops early when out of budget.
+def sweep_dtype(gemm_call, dtype_name: str, sizes: Sequence[int], repeats: int,
+                budget_s: float, float32_by_size: dict) -> dict:
+    """Best GFLOP/s of square matmuls over `sizes` (`gemm_call(size, dtype_name)` makes one, through
+    TensorFlow or JAX); stops early when out of budget.
 
     Returns {"gflops_per_s", "best_size", "by_size", "skipped_sizes", "error"/"skipped"}.
     """
@@ -275,7 +276,7 @@ def _sweep_dtype(tf, device: str, dtype_name: str, sizes: Sequence[int], repeats
                 skipped_sizes.append(size)
                 continue
         try:
-            best_s, median_s = _timed_calls(_gemm_call(tf, device, size, dtype_name), repeats)
+            best_s, median_s = timed_calls(gemm_call(size, dtype_name), repeats)
         except Exception as error:  # the dtype has no kernel on this device
             return {"error": _error_text(error)}
         by_size[size] = round(2 * size ** 3 / best_s / 1e9, 2)
@@ -317,8 +318,8 @@ def _stream_calls(tf, device: str, buffer_bytes: int):
 
 def _measure_bandwidth(tf, device: str, buffer_bytes: int, repeats: int) -> dict:
     in_place, in_place_bytes, allocating, allocating_bytes = _stream_calls(tf, device, buffer_bytes)
-    in_place_s = _timed_calls(in_place, repeats)[0]
-    allocating_s = _timed_calls(allocating, repeats)[0]
+    in_place_s = timed_calls(in_place, repeats)[0]
+    allocating_s = timed_calls(allocating, repeats)[0]
     rates = {"in_place_add": in_place_bytes / in_place_s / 1e9,
              "allocating_mul": allocating_bytes / allocating_s / 1e9}
     best = max(rates, key=rates.get)
@@ -330,6 +331,25 @@ def _measure_bandwidth(tf, device: str, buffer_bytes: int, repeats: int) -> dict
                                   "included, as a large op output sees them)"},
         "bytes_counted": "read + write (write-allocate traffic not counted)",
     }
+
+
+def sweep_dtypes(sweep, dtypes: list, sizes, repeats: int, time_budget_s: float, started: float):
+    """({dtype: GEMM sweep result}, {dtype: why skipped}): each dtype gets an even share of what is left
+    of the time budget (a reserve kept for the bandwidth test); float32 first, its sizes guide the rest.
+    `sweep(dtype_name, sizes, repeats, share_s, float32_by_size)` runs one dtype's sweep."""
+    reserve_s = min(BANDWIDTH_RESERVE_S, time_budget_s / 4)
+    gemm, skipped, float32_by_size = {}, {}, {}
+    for position, dtype_name in enumerate(dtypes):
+        remaining_s = time_budget_s - reserve_s - (time.perf_counter() - started)
+        share_s = max(remaining_s / (len(dtypes) - position), 0.0)
+        result = sweep(dtype_name, sizes, repeats, share_s, float32_by_size)
+        if "gflops_per_s" in result:
+            gemm[dtype_name] = result
+        else:
+            skipped[dtype_name] = result.get("error") or result["skipped"]
+        if dtype_name == "float32":
+            float32_by_size = result.get("by_size", {})
+    return gemm, skipped
 
 
 def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZES,
@@ -352,35 +372,38 @@ def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZ
     from ..capture.tf import _import_tf
     tf = _import_tf()
 
+    result = run_measurement(lambda size, name: _gemm_call(tf, device, size, name),
+                             lambda size, count: _measure_bandwidth(tf, device, size, count),
+                             sizes, dtypes, repeats, buffer_bytes, time_budget_s)
+    result["measured"].update(
+        intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads() or "default",
+        inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads() or "default",
+        tensorflow_version=tf.__version__)
+    return {"device": device, **result}
+
+
+def run_measurement(gemm_call, measure_bandwidth, sizes, dtypes, repeats: int, buffer_bytes: Optional[int],
+                    time_budget_s: float) -> dict:
+    """The GEMM sweep and the bandwidth test through any framework (`gemm_call(size, dtype)` makes a
+    call, `measure_bandwidth(buffer_bytes, repeats)` measures), with the machine's load around them
+    and the confidence that follows (trust.py)."""
     from .trust import confidence, load_between, machine_load
     load_before = machine_load()
     started = time.perf_counter()
     dtypes = ["float32"] + [d for d in dtypes if d != "float32"]
+    buffer_rule = "given by the caller"
     if buffer_bytes is None:
         buffer_bytes, buffer_rule = default_buffer_bytes()
-    else:
-        buffer_rule = "given by the caller"
-    reserve_s = min(BANDWIDTH_RESERVE_S, time_budget_s / 4)
-    gemm, skipped, float32_by_size = {}, {}, {}
-    for position, dtype_name in enumerate(dtypes):
-        remaining_s = time_budget_s - reserve_s - (time.perf_counter() - started)
-        share_s = max(remaining_s / (len(dtypes) - position), 0.0)
-        result = _sweep_dtype(tf, device, dtype_name, sizes, repeats, share_s, float32_by_size)
-        if "gflops_per_s" in result:
-            gemm[dtype_name] = result
-        else:
-            skipped[dtype_name] = result.get("error") or result["skipped"]
-        if dtype_name == "float32":
-            float32_by_size = result.get("by_size", {})
-    bandwidth = _measure_bandwidth(tf, device, buffer_bytes, repeats)
+    gemm, skipped = sweep_dtypes(lambda *args: sweep_dtype(gemm_call, *args), dtypes, sizes, repeats,
+                                 time_budget_s, started)
+    bandwidth = measure_bandwidth(buffer_bytes, repeats)
     load = load_between(load_before)
     spread = (gemm.get("float32") or {}).get("spread")
     level, why = confidence(load, spread)
     conditions = {**load, "float32_trial_spread": spread, "confidence": level, "confidence_reason": why,
                   "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return {
-        "device": device,
-        "peak_gflops_per_s": {name: result["gflops_per_s"] for name, result in gemm.items()},
+        "peak_gflops_per_s": {name: r["gflops_per_s"] for name, r in gemm.items()},
         "bandwidth_gbytes_per_s": bandwidth["gbytes_per_s"],
         "source": "measured",
         "measured": {
@@ -390,11 +413,7 @@ def measure_peaks(device: str = "CPU:0", sizes: Sequence[int] = DEFAULT_GEMM_SIZ
             "bandwidth": {**bandwidth, "buffer_bytes": buffer_bytes, "buffer_rule": buffer_rule,
                           "last_level_cache_bytes": last_level_cache_bytes()},
             "repeats": repeats, "statistic": "best of repeats after one warm-up call (median kept as spread)",
-            "conditions": conditions,
-            "sizes": list(sizes), "time_budget_s": time_budget_s,
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default",
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default",
-            "tensorflow_version": tf.__version__,
+            "conditions": conditions, "sizes": list(sizes), "time_budget_s": time_budget_s,
             "elapsed_s": round(time.perf_counter() - started, 2),
         },
     }
