@@ -52,8 +52,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3(logdir):
     """A moto S3 server on 127.0.0.1 holding the last host's file; yields (url, storage options)."""
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+    import boto3
+    from moto import server as moto_server
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
@@ -73,7 +73,7 @@ def s3(logdir):
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, silence_logs=40) as local:
         yield local.scheduler_address
