@@ -27,8 +27,8 @@ def test_layer_index_reads_recorded_scopes_below_call_gradient_and_jit_frames():
 def _model(keras):
     x = keras.Input((12, 12, 3))
     y = keras.layers.Conv2D(8, 3, name="stem")(x)
-    y = keras.layers.Conv2D(8, 3)(y)  # default name: conv2d
-    y = keras.layers.Conv2D(4, 1)(y)  # default name: conv2d_1 (TF scopes it conv2d_1_2)
+    y = keras.layers.Conv2D(8, 3)(y)  # default name: conv2d (conv2d_N after other models in this process)
+    y = keras.layers.Conv2D(4, 1)(y)  # default name: conv2d_1 (TF scopes it conv2d_1_2), or conv2d_N+1
     y = keras.layers.Activation("relu")(y)
     inner = keras.Sequential([keras.layers.Dense(6), keras.layers.Dense(5, name="d2")], name="inner")
     y = inner(keras.layers.Flatten()(y))
@@ -37,15 +37,18 @@ def _model(keras):
 
 def test_every_layer_value_is_a_layer_of_the_model_and_owns_its_contractions(keras):
     model = _model(keras)
-    names = {layer.name for layer in model.layers} | {"inner/dense", "inner/d2", MODEL_LEVEL}
+    inner = model.get_layer("inner")
+    dense = f"inner/{inner.layers[0].name}"  # Keras numbers default names per process: dense, dense_1...
+    first, second = model.layers[2].name, model.layers[3].name  # the two default-named convolutions
+    names = {layer.name for layer in model.layers} | {dense, "inner/d2", MODEL_LEVEL}
     result = traceflops.profile(model, batch_size=2, steps=2, warmup=1, roofline=False)
     ops = result.ops
     assert set(ops["layer"]) <= names, set(ops["layer"]) - names
     contractions = ops[ops["macs"].notna()]
     macs = contractions.groupby("layer")["macs"].sum().to_dict()
     # hand counts at batch 2: output elements x kernel volume x input channels
-    assert macs == {"stem": 2 * 10 * 10 * 8 * 9 * 3, "conv2d": 2 * 8 * 8 * 8 * 9 * 8,
-                    "conv2d_1": 2 * 8 * 8 * 4 * 8, "inner/dense": 2 * 256 * 6, "inner/d2": 2 * 6 * 5,
+    assert macs == {"stem": 2 * 10 * 10 * 8 * 9 * 3, first: 2 * 8 * 8 * 8 * 9 * 8,
+                    second: 2 * 8 * 8 * 4 * 8, dense: 2 * 256 * 6, "inner/d2": 2 * 6 * 5,
                     "head": 2 * 5 * 3}
     layers = result.layers
     assert set(layers["layer"]) <= names | {"(no layer)"}

@@ -109,7 +109,7 @@ def test_fit_trace_without_model_says_why_and_shows_no_zero_total(recorded):
     result = traceflops.analyze(recorded / "fit")
     summary = result.summary
     assert NO_SHAPES_WARNING in summary["warnings"] and "--model" in NO_SHAPES_WARNING
-    assert summary["coverage"] < 0.5
+    assert summary["coverage"] < 0.95  # the contractions are unknown without shapes
     for key in ("flops_per_step", "macs_per_step", "gflops_per_s"):
         assert summary[key] is None  # withheld, never 0
     text = summary_lines(summary)

@@ -67,17 +67,20 @@ def _no_shapes(trace, graph) -> bool:
     return graph is None and len(ops) > 0 and ops["shape"].isna().all()
 
 
-def withhold_misleading_totals(summary: dict) -> None:
-    """Totals of a trace whose counts are mostly unknown are withheld (None, "unknown"), never 0."""
+def withhold_misleading_totals(summary: dict, no_shapes: bool = False) -> None:
+    """Totals of a trace whose counts are mostly unknown, or that has no shapes at all (its contractions
+    cannot be counted, however much else is), are withheld (None, "unknown"), never 0."""
     coverage = summary.get("coverage")
-    if coverage is not None and coverage >= MIN_COVERAGE_FOR_TOTALS:
+    if not no_shapes and coverage is not None and coverage >= MIN_COVERAGE_FOR_TOTALS:
         return
     for key in _TOTALS:
         if key in summary:
             summary[key] = None
+    why = ("the trace has no shapes, so its contractions cannot be counted" if no_shapes else
+           "they would mostly measure what is missing")
     summary["warnings"].append(
-        f"only {0 if coverage is None else 100 * coverage:.1f}% of op time has a known count: FLOP totals and "
-        "rates are withheld (unknown), as they would mostly measure what is missing")
+        f"{0 if coverage is None else 100 * coverage:.1f}% of op time has a known count: FLOP totals and "
+        f"rates are withheld (unknown): {why}")
 
 
 def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: dict) -> list:
@@ -141,5 +144,5 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
         "run_dir": run_dir,
         "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),
     }
-    withhold_misleading_totals(summary)
+    withhold_misleading_totals(summary, _no_shapes(trace, graph))
     return summary

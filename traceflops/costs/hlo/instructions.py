@@ -125,8 +125,22 @@ def convolution_macs(input_dims, kernel_dims, output_dims, window, dnums, featur
         in_size = input_dims[dnums.input_spatial_dimensions[i]]
         k_size = kernel_dims[dnums.kernel_spatial_dimensions[i]]
         out_size = output_dims[dnums.output_spatial_dimensions[i]]
-        taps *= (in_size if runs_transposed(wdim, in_size, k_size) else out_size) * k_size
+        if (wdim.base_dilation or 1) > 1 and not wdim.padding_low and not wdim.padding_high:
+            # An unpadded base-dilated dimension is no transposed convolution but XLA's way of keeping
+            # groups apart (a grouped convolution's weight gradient): only the real elements count.
+            taps *= _valid_pairs(wdim, in_size, k_size, out_size)
+        else:
+            taps *= (in_size if runs_transposed(wdim, in_size, k_size) else out_size) * k_size
     return non_spatial * (input_feature // groups) * taps
+
+
+def _valid_pairs(wdim, in_size: int, k_size: int, out_size: int) -> int:
+    """(output position, tap) pairs of one spatial dimension that land on a real input element."""
+    out_idx = np.arange(out_size, dtype=np.int64)[:, None]
+    k_idx = np.arange(k_size, dtype=np.int64)[None, :]
+    base = wdim.base_dilation or 1
+    position = out_idx * (wdim.stride or 1) - wdim.padding_low + k_idx * (wdim.window_dilation or 1)
+    return int(((position >= 0) & (position % base == 0) & (position // base < in_size)).sum())
 
 
 def diagonal_mask_fraction(mc, instr):
