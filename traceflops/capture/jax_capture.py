@@ -34,7 +34,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,7 +69,7 @@ def capture_jax_isolated(model, logdir, batch_size: int = 1, steps: int = 10, wa
     (host tracer level, inter-op threads, XLA switch) are ignored: everything is XLA here."""
     import tempfile
     from .run import CaptureResult
-    from .sandbox import _raise_answer, _stderr_fd
+    from .sandbox import _raise_answer, run_child
     check_jax_installed()
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
@@ -81,18 +80,9 @@ def capture_jax_isolated(model, logdir, batch_size: int = 1, steps: int = 10, wa
                    "warmup": warmup, "device": device, "train": train, "seed": seed,
                    "allow_unsafe": allow_unsafe, "answer_path": os.path.join(scratch, "answer.json")}
         env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
-                                   stdout=_stderr_fd(), env=env)
-        try:
-            process.communicate(json.dumps(request).encode())
-        except KeyboardInterrupt:
-            process.wait()
-            raise
-        try:
-            answer = json.loads(Path(request["answer_path"]).read_text())
-        except (OSError, ValueError):
-            raise CaptureError(f"the JAX capture process ended without an answer (exit status "
-                               f"{process.returncode})") from None
+        answer, status = run_child(_BOOTSTRAP, request, request["answer_path"], env)
+        if answer is None:
+            raise CaptureError(f"the JAX capture process ended without an answer (exit status {status})")
         if "error" in answer:
             _raise_answer(answer)
         return CaptureResult(**answer["result"])

@@ -136,8 +136,18 @@ def run_capture_in_child(model_path: str, capture_kwargs: dict, answer_path: str
     request = {"model_path": str(model_path), "capture": capture_kwargs, "answer_path": answer_path,
                "allow_unsafe": allow_unsafe, "allow_exposed_server": allow_exposed_server}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    answer, status = run_child(_BOOTSTRAP, request, answer_path, env)
+    if answer is None:
+        return {"error": f"the capture process ended without an answer (exit status {status})",
+                "error_type": "CaptureError"}
+    return answer
+
+
+def run_child(bootstrap: str, request: dict, answer_path: str, env: dict):
+    """(the answer the child wrote to `answer_path`, or None; its exit status) of `python -c bootstrap`
+    fed `request` as JSON on stdin. Ctrl-C reaches the child too (same process group)."""
     # The child's stdout carries TensorFlow's and the profiler client's chatter: keep ours clean.
-    process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
                                stdout=_stderr_fd(), env=env)
     try:
         process.communicate(json.dumps(request).encode())
@@ -146,10 +156,9 @@ def run_capture_in_child(model_path: str, capture_kwargs: dict, answer_path: str
         raise
     try:
         with open(answer_path) as stream:
-            return json.load(stream)
+            return json.load(stream), process.returncode
     except (OSError, ValueError):
-        return {"error": f"the capture process ended without an answer (exit status {process.returncode})",
-                "error_type": "CaptureError"}
+        return None, process.returncode
 
 
 _ERRORS = {"UsageError", "ModelError", "CaptureError", "TraceError"}
