@@ -17,8 +17,9 @@ a child process too: Linux records in a child's ru_maxrss the peak of the
 process it was started from (exec keeps the old address space's high-water
 mark), so this process stays small. Prints per tool the median seconds,
 events per second (all XEvents in the file) and median peak RSS, and the
-ratios ours / xprof. The peak of the whole process tree (sum of the RSS of
-the child and its descendants: our worker processes) is sampled every 50 ms.
+ratios ours / xprof. The peak of the whole process tree (the child and its
+descendants: our worker processes, summed by proportional set size, so that
+pages a forked worker shares with its parent count once) is sampled every 50 ms.
 With `--hosts K` the run directory holds K files (different host names) and
 both tools read all of them. `--out` adds a run of ours writing every output
 file; `--no-xprof` times ours alone (the bounded-memory run: `--hosts 5
@@ -65,8 +66,25 @@ XPROF = (
 )
 
 
+def _memory_of(pid: int) -> int:
+    """Bytes of memory one process holds now: its proportional set size (a page shared by k processes,
+    as a forked worker shares its parent's, counts 1/k to each), else its RSS; 0 where it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _tree_rss(pid: int) -> int:
-    """RSS in bytes of a process and all its descendants now (0 where it is gone), read from /proc."""
+    """Memory in bytes of a process and all its descendants now (`_memory_of`, summed), read from /proc."""
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -79,14 +97,7 @@ def _tree_rss(pid: int) -> int:
     while frontier:
         frontier = [child for child, parent in parents.items() if parent in frontier and child not in tree]
         tree.update(frontier)
-    total = 0
-    for member in tree:
-        try:
-            with open(f"/proc/{member}/statm") as handle:
-                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
+    return sum(_memory_of(member) for member in tree)
 
 
 def _sample_tree(pid: int, peak: list, done: threading.Event) -> None:

@@ -31,10 +31,10 @@ def tf_runtime():
 CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
-def run_cli(*args, cwd=None):
-    """`python -m traceflops ARGS` in a subprocess, as a user runs it."""
+def run_cli(*args, cwd=None, env=None):
+    """`python -m traceflops ARGS` in a subprocess, as a user runs it (`env`: variables added)."""
     return subprocess.run([sys.executable, "-m", "traceflops", *map(str, args)], capture_output=True,
-                          text=True, env=CLI_ENV, cwd=cwd, timeout=300)
+                          text=True, env={**CLI_ENV, **(env or {})}, cwd=cwd, timeout=300)
 
 
 def assert_clean_failure(proc, code, *words):

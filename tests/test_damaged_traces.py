@@ -272,3 +272,96 @@ def test_damaged_file_among_several_hosts_is_named(tmp_path, monkeypatch):
     with pytest.raises(TraceError, match="cut.xplane.pb"):
         load_trace(run, parallel=True)
     assert list(scratch.iterdir()) == []  # the good file's arrays were read back and removed
+
+
+# ---------------------------------------------------------------- one file decoded by two processes
+
+# Run in a fresh interpreter (fork is only used where no other thread runs, which a test session that
+# loaded TensorFlow cannot promise): decodes FILE in one process and in two, the split forced, then
+# with a prefetching child, then with one that fails; prints the forks made, events and damage lines.
+SPLIT_CHECK = """
+import os, sys
+import pandas as pd
+from traceflops.trace import load_trace
+from traceflops.trace import parallel
+forks, real_fork = [], os.fork
+os.fork = lambda: forks.append(1) or real_fork()
+path = sys.argv[1]
+one = load_trace([path], parallel=False)
+two = load_trace([path], parallel=True)
+assert not parallel.prefetch(path)  # a small file (these are): not worth a second process
+runs = {"split": two}
+parallel.SPLIT_MIN_BYTES = 0
+assert parallel.prefetch(path)
+runs["prefetched"] = load_trace([path])
+scratch = os.environ["TRACEFLOPS_SCRATCH_DIR"]
+os.environ["TRACEFLOPS_SCRATCH_DIR"] = os.path.join(scratch, "missing")  # the child cannot leave its part
+assert parallel.prefetch(path)
+os.environ["TRACEFLOPS_SCRATCH_DIR"] = scratch
+runs["child failed"] = load_trace([path])
+for name, trace in runs.items():
+    pd.testing.assert_frame_equal(one.events, trace.events)
+    assert one.damage == trace.damage and one.warnings == trace.warnings, name
+print(len(forks), len(one.events), len(one.damage))
+"""
+
+
+def _split_check(path, scratch):
+    import subprocess
+    import sys
+    env = {**__import__("os").environ, "TRACEFLOPS_SCRATCH_DIR": str(scratch)}
+    proc = subprocess.run([sys.executable, "-c", SPLIT_CHECK, str(path)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return [int(x) for x in proc.stdout.split()]
+
+
+def test_one_file_decoded_by_two_processes_is_the_file_decoded_by_one(tmp_path):
+    path = synthetic.write_synthetic_trace(tmp_path / "run" / "h.xplane.pb", 3000, num_names=40,
+                                           ops_per_step=300, device_plane="/device:GPU:0")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    forks, events, damage = _split_check(path, scratch)
+    assert forks == 3 and events > 3000 and damage == 0  # the split, two prefetches (one child failed)
+    assert list(scratch.iterdir()) == []
+
+
+def test_damaged_file_decoded_by_two_processes_counts_its_damage_once(tmp_path):
+    """Damaged events in both halves: one line per reason, with the sum of both halves' counts."""
+    space = host_space([(MATMUL, k * 300_000, -5 if k in (1, 7) else 100_000) for k in range(9)])
+    plane = space.space.planes[0]
+    line = plane.lines[0].SerializeToString() + b"\x22\x03\x08\x01\x0f"
+    rest = xplane_schema.XPlane()
+    rest.CopyFrom(plane)
+    rest.ClearField("lines")
+    damaged = field_bytes(1, rest.SerializeToString() + field_bytes(3, line)) + XSpaceBuilder(
+        hostnames=["h"]).to_bytes()
+    path = write(tmp_path / "run" / "damaged.xplane.pb", damaged)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    forks, events, damage = _split_check(path, scratch)
+    assert (forks, events, damage) == (3, 7, 2)
+    assert any("2 events with a negative duration" in d for d in load_trace(path).damage)
+
+
+def test_cli_prefetch_of_a_large_file_matches_the_api_and_leaves_nothing(tmp_path):
+    """`analyze` of one file of 16 MB or more starts decoding it before importing the pipeline: the same
+    summary as the API's; a damaged large file or a run that stops before reading it leaves no scratch."""
+    import json
+    from traceflops.report import to_jsonable
+    from traceflops.trace.parallel import SPLIT_MIN_BYTES
+    path = synthetic.write_synthetic_trace(tmp_path / "run" / "big.xplane.pb", 700_000, num_names=200)
+    assert path.stat().st_size >= SPLIT_MIN_BYTES
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {"TRACEFLOPS_SCRATCH_DIR": str(scratch)}
+    proc = cli("analyze", path, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(json.dumps(to_jsonable(traceflops.analyze(path).summary)))
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    one_error_line(cli("analyze", path, "--out", blocked / "out", env=env), 2)
+    data = path.read_bytes()
+    cut = write(tmp_path / "cut" / "big.xplane.pb", data[: len(data) * 2 // 3])
+    one_error_line(cli("analyze", cut, env=env), 4, "big.xplane.pb")
+    assert list(scratch.iterdir()) == []

@@ -29,7 +29,7 @@ import traceflops
 from traceflops.trace import EVENT_COLUMNS, load_trace, synthetic, xplane_schema
 from traceflops.trace.events import (_DERIVED_DEVICE_LINES, _KINDS, _LAUNCHER_STATS, _NUMBER_STATS, _STRING_STATS,
                                      _WANTED_EVENT_STATS)
-from traceflops.trace.parse import _parse_file
+from traceflops.trace.parse import _parse_file, merge_shares
 from traceflops.trace.timeline import _self_times
 from traceflops.trace.values import _as_number, _as_text, _parse_launcher, _split_op_event
 from traceflops.trace.values import _stat_value as decoded_stat_value
@@ -432,6 +432,30 @@ def test_events_match_a_plain_reading_of_protobufs_parse(space):
     for g, w in zip(got, want):
         assert all(_same(x, y) for x, y in zip(g, w)), (g, w)
 
+
+
+@fuzz(120)
+@given(xspaces(), st.data())
+def test_a_file_decoded_in_shares_is_the_file_decoded_whole(space, data):
+    """Processes that each decode a run of the events (trace/parallel.py) give, merged, the rows and the
+    damage lines of one process decoding them all, wherever the runs are cut, damaged events included."""
+    assume(len(space.planes))
+    blob = space.SerializeToString()
+    try:
+        whole = _parse_file("x.xplane.pb", blob)
+    except TraceflopsError:
+        return  # refused whole, refused in shares: the same first step
+    parts = data.draw(st.integers(2, 7))
+    cuts = sorted(data.draw(st.lists(st.integers(0, parts), min_size=1, max_size=2)))
+    bounds = [0, *cuts, parts]
+    shares = [_parse_file("x.xplane.pb", blob, share=(a, b, parts)) for a, b in zip(bounds, bounds[1:])]
+    merged = merge_shares(shares)
+    merged.columns = merged.columns.build()
+    got, want = _our_rows(merged), _our_rows(whole)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert all(_same(x, y) for x, y in zip(g, w)), (g, w)
+    assert merged.damage == whole.damage
 
 # ---------------------------------------------------------------- self times against the stack walk
 

@@ -28,7 +28,7 @@ from .join import apply_peak, join, join_records, primary_device
 from .report.outputs import ensure_writable_dir, publish, write_outputs
 from .roofline import layer_rollup
 from .roofline.ceilings import CEILINGS_FILE, apply_ceilings, choose_ceilings, no_ceilings_warning
-from .trace import Trace, load_trace
+from .trace import Trace, load_trace, text_mask
 
 __all__ = ["Result", "analyze", "profile", "ensure_writable_dir"]
 GRAPH_FILE = "traceflops_graph.json"
@@ -72,8 +72,8 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def _trained_in(trace) -> bool:
-    names = trace.events.loc[trace.events["kind"].isin(("op", "kernel")), "op_name"].astype(str)
-    return bool(names.str.contains("gradient_tape/", regex=False).any())
+    names = trace.events.loc[trace.events["kind"].isin(("op", "kernel")), "op_name"]
+    return bool(text_mask(names, lambda name: "gradient_tape/" in name).any())
 
 
 _CONTRACTIONS = ("Conv", "MatMul", "BatchMatMul", "Einsum", "FusedConv", "FusedMatMul")

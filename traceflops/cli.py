@@ -144,7 +144,23 @@ def _peaks(args) -> int:
     return 0
 
 
+def _prefetch(args) -> None:
+    """`analyze` of one large local file: start decoding most of it in a second process before the
+    pipeline (pandas and the rest, most of a second) is imported here (trace/parallel.py)."""
+    if args.command != "analyze" or args.scheduler or len(args.path) != 1 or not os.path.exists(args.path[0]):
+        return
+    from .trace.files import find_trace_files
+    from .trace.parallel import prefetch
+    try:
+        files = find_trace_files(args.path[0])
+    except TraceflopsError:
+        return  # said again, in full, by analyze itself
+    if len(files) == 1:
+        prefetch(files[0])
+
+
 def _run(args) -> int:
+    _prefetch(args)
     from . import api, report
     if args.command == "peaks":
         return _peaks(args)

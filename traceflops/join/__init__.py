@@ -18,6 +18,7 @@ from typing import Optional
 import pandas as pd
 
 from ..errors import TraceError
+from ..trace.events import text_mask
 from ..trace.xla_cpu import attribute_xla_time, untimed_calls
 from .hosts import HOST_COLUMNS, apply_peak, hosts_table, straggler
 from .kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, apply_split, kernel_coverage, kernels_table, memcpy_table
@@ -82,7 +83,7 @@ def price_trace(trace, graph=None, steps: Optional[int] = None, untimed: Optiona
         raise TraceError(f"{', '.join(trace.paths)}: the trace holds no TensorFlow op, XLA or kernel events")
     chosen = select_steps(events, steps)
     events, untimed_clusters = attribute_xla_time(events)
-    if not events["kind"].eq("xla").any() and events["op_type"].astype(str).str.startswith("__inference_").any():
+    if not events["kind"].eq("xla").any() and text_mask(events["op_type"], lambda text: text.startswith("__inference_")).any():
         untimed_clusters = untimed_calls(events, _module_names(trace))
     if untimed is not None:
         untimed.extend(untimed_clusters)

@@ -36,6 +36,7 @@ from ..costs.price import HloIndex, price
 from ..graph import LayerIndex
 from ..graph.phases import FORWARD, phase_of
 from ..graph.resolve import describe_tf_op, describe_tf_ops
+from ..trace.events import text_mask
 
 RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
                   "program_id", "hlo_op", "framework_op", "shape", "input_shapes", "output_shapes", "layer",
@@ -307,9 +308,8 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
 def assign_phases(records: pd.DataFrame, training: bool) -> pd.Series:
     """The training phase of each record (graph/phases.py) when the trace is of training steps
     (captured with --train, or holding gradient ops); `forward` for every op of an inference trace."""
-    names = records["op_name"].astype(str)
-    if not training and not names.str.contains("gradient_tape/", regex=False).any():
+    if not training and not text_mask(records["op_name"], lambda name: "gradient_tape/" in name).any():
         return pd.Series(FORWARD, index=records.index, dtype=object)
-    keys = list(zip(names, records["op_type"].astype(str)))
+    keys = list(zip(records["op_name"].astype(str), records["op_type"].astype(str)))
     phases = {key: phase_of(*key) for key in set(keys)}
     return pd.Series([phases[key] for key in keys], index=records.index, dtype=object)

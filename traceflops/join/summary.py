@@ -63,8 +63,11 @@ NO_SHAPES_WARNING = (
 
 
 def _no_shapes(trace, graph) -> bool:
-    ops = trace.events[trace.events["kind"] == "op"]
-    return graph is None and len(ops) > 0 and ops["shape"].isna().all()
+    if graph is not None:
+        return False
+    # Two columns, not the whole table: a trace has millions of rows.
+    is_op = (trace.events["kind"] == "op").to_numpy()
+    return bool(is_op.any()) and not trace.events["shape"].notna().to_numpy()[is_op].any()
 
 
 def withhold_misleading_totals(summary: dict, no_shapes: bool = False) -> None:

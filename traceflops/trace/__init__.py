@@ -1,8 +1,18 @@
-"""Stage 2: XSpace files to a tidy table of events (see events.py for the columns, load.py for the rest)."""
-from .events import EVENT_COLUMNS, PlaneInfo, Trace
+"""Stage 2: XSpace files to a tidy table of events (see events.py for the columns, load.py for the rest).
+
+`load_trace` and `parse_spaces` (which build pandas tables) are loaded on first use, so that the
+parsing modules can run before pandas is imported (the CLI imports it while a trace is parsed).
+"""
+from .events import EVENT_COLUMNS, PlaneInfo, Trace, text_mask
 from .files import find_trace_files, read_xspace, read_xspace_metadata
-from .load import load_trace, parse_spaces
 from .hlo import HloModule, read_hlo_modules
 
 __all__ = ["EVENT_COLUMNS", "PlaneInfo", "Trace", "find_trace_files", "load_trace", "parse_spaces", "read_xspace",
-           "read_xspace_metadata", "HloModule", "read_hlo_modules"]
+           "read_xspace_metadata", "HloModule", "read_hlo_modules", "text_mask"]
+
+
+def __getattr__(name):
+    if name in ("load_trace", "parse_spaces"):
+        from . import load
+        return getattr(load, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,19 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .events import (_CATEGORICAL_COLUMNS, _KINDS, _OBJECT_COLUMNS, _OP, _STRING_STATS, _XLA, EVENT_COLUMNS,
+from .events import (_CATEGORICAL_COLUMNS, _KINDS, _OBJECT_COLUMNS, _OP, _XLA, EVENT_COLUMNS,
                      Trace)
-from .planes import _ARRAY_DTYPES, CodedEvents, _joined
+from .planes import _ARRAY_DTYPES, _CODED_STRING_COLUMNS, CodedEvents, _joined
 from .timeline import _self_times, _steps_and_damage
 
-# Columns that hold string codes (remapped into the shared string table).
-_CODED_STRING_COLUMNS = ("plane", "line", "name", "op_name", "op_type") + _STRING_STATS
 
 
 def _combine(parts: list) -> Trace:
     """One Trace from the files' parts: shared string table, categoricals, self times, steps, damage."""
     texts, remaps, host_codes = _shared_strings(parts)
-    sizes = [len(p.columns.start_ps) for p in parts]
+    sizes = [len(p.columns) for p in parts]
     part_rows = np.cumsum([0] + sizes)
     events = _joined_columns(parts, sizes, remaps, host_codes)
     damage = [d for part in parts for d in part.damage]
@@ -129,16 +127,12 @@ def _remap_kinds(kinds: np.ndarray) -> np.ndarray:
 
 def _categorical(codes: np.ndarray, table: np.ndarray) -> pd.Categorical:
     """A categorical of the strings `codes` name in `table` (-1: missing), with sorted categories and ""."""
-    codes = codes.astype(np.int64, copy=False)
-    present = codes >= 0
-    used = np.zeros(len(table), dtype=bool)
-    used[codes[present]] = True
+    used = np.bincount(codes + 1, minlength=len(table) + 1)[1:] > 0  # codes -1 (missing) count at 0
     used[0] = True  # "" is always a category, so fillna("") works
     chosen = np.flatnonzero(used)
     order = np.argsort(table[chosen].astype(str), kind="stable")
     chosen = chosen[order]
-    remap = np.full(len(table), -1, dtype=np.int64)
-    remap[chosen] = np.arange(len(chosen))
-    new_codes = np.where(present, remap[np.where(present, codes, 0)], -1)
     small = np.int8 if len(chosen) < 127 else np.int16 if len(chosen) < 32767 else np.int32
-    return pd.Categorical.from_codes(new_codes.astype(small), categories=pd.Index(table[chosen], dtype=object))
+    remap = np.full(len(table) + 1, -1, dtype=small)  # the last entry: code -1 stays missing
+    remap[chosen] = np.arange(len(chosen))
+    return pd.Categorical.from_codes(remap[codes], categories=pd.Index(table[chosen], dtype=object))

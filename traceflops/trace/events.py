@@ -36,9 +36,9 @@ The table is built by `load.py`; see there for what of a damaged trace is left o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
-import pandas as pd
+import numpy as np
 
 EVENT_COLUMNS = ["host", "plane", "line", "kind", "name", "op_name", "op_type", "start_ps",
                  "duration_ps", "self_ps", "step", "shape", "step_num", "correlation_id", "kernel_details",
@@ -105,3 +105,16 @@ class Trace:
             from .hlo import read_hlo_modules
             self._hlo_modules = read_hlo_modules(list(self.paths))
         return self._hlo_modules
+
+
+def text_mask(column: "pd.Series", test: Callable[[str], bool]) -> np.ndarray:
+    """`test` of every value of a text column as a boolean array, called once per distinct value, not once
+    per row: the events table's text columns are categoricals of a few thousand names over millions of rows,
+    and `.astype(str).str...` on them builds a Python string per row. Missing values test False."""
+    import pandas as pd  # here, not above: the parsing modules load without pandas (parallel.py)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
+    else:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    hits = np.fromiter((bool(test(str(value))) for value in uniques), dtype=bool, count=len(uniques))
+    return np.append(hits, False)[codes]  # code -1 (missing) reads the appended False

@@ -26,7 +26,8 @@ from typing import Optional
 from .combine import _combine
 from .events import Trace
 from .files import _file_size, find_trace_files
-from .parallel import PARALLEL_MIN_BYTES, _parse_parallel
+from .parallel import (PARALLEL_MIN_BYTES, SPLIT_MIN_BYTES, _parse_parallel, collect_prefetched, fork_is_safe,
+                       parse_split)
 from .parse import _parse_file
 from ..errors import TraceError
 
@@ -44,7 +45,8 @@ def load_trace(path, parallel: Optional[bool] = None) -> Trace:
     """The trace of a logdir, run directory or `.xplane.pb` (or a list of `.xplane.pb` files).
 
     Two or more files holding `PARALLEL_MIN_BYTES` or more in all are parsed in
-    parallel processes (`parallel=True/False` forces the choice).
+    parallel processes, and one file of `SPLIT_MIN_BYTES` or more is decoded by two
+    (`parallel=True/False` forces the choice).
     """
     if isinstance(path, (list, tuple)):
         files = [Path(p) for p in path]
@@ -53,11 +55,19 @@ def load_trace(path, parallel: Optional[bool] = None) -> Trace:
                 raise TraceError(f"{file}: no such file")
     else:
         files = find_trace_files(path)
-    if parallel is None:
-        total = sum(_file_size(f) for f in files)
-        parallel = len(files) >= 2 and total >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
+    prefetched = collect_prefetched(files[0]) if len(files) == 1 and parallel is not False else None
+    if prefetched is not None:
+        return _combine([prefetched])
+    cores = os.cpu_count() or 1
+    if parallel is None and len(files) == 1:
+        parallel = _file_size(files[0]) >= SPLIT_MIN_BYTES and cores > 1
+    elif parallel is None:
+        parallel = sum(_file_size(f) for f in files) >= PARALLEL_MIN_BYTES and cores > 1
     if parallel and len(files) >= 2:
         parts = _parse_parallel(files)
+    elif parallel and len(files) == 1 and fork_is_safe():
+        parts = [parse_split(files[0])]
     else:
         parts = [_parse_file(file) for file in files]
     return _combine(parts)
+

@@ -1,6 +1,8 @@
-"""Trace stage: several large files parsed in parallel processes.
+"""Trace stage: large traces parsed by several processes.
 
-A worker parses one file and leaves its event columns in a temporary file
+Several files: a worker parses each file. One large file: once its message
+is parsed, the process forks, and each of the two decodes half of the
+events (`parse_split`). A worker leaves its event columns in a temporary file
 (pipes are slow for 100s of MB); the rest of its parts come back pickled.
 Where workers cannot run (no process support, a worker died), the file is
 parsed in this process.
@@ -8,16 +10,158 @@ parsed in this process.
 from __future__ import annotations
 
 import os
+import pickle
+import sys
+import threading
+from typing import Optional
 
 import numpy as np
 
-from .parse import FileParts, _parse_file
+from .parse import WHOLE, FileParts, _parse_file, merge_shares
 from .planes import _ARRAY_DTYPES, CodedEvents
 from ..errors import TraceError
 
 # Several files are parsed in parallel processes when there are at least two and
 # together they hold at least this many bytes (below it, starting processes costs more).
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+# One file is decoded by two processes from this size (about 400,000 events) on.
+SPLIT_MIN_BYTES = 16 * 1024 * 1024
+
+
+def fork_is_safe() -> bool:
+    """fork starts a worker in milliseconds, but is unsafe in a process running other threads
+    (TensorFlow's, after `profile`)."""
+    return hasattr(os, "fork") and threading.active_count() == 1 and "tensorflow" not in sys.modules
+
+
+def parse_split(path) -> FileParts:
+    """One file decoded by two processes: this one forks once the message is parsed (the child shares
+    it), each decodes half of the events, and the child's half comes back through a temporary file.
+    Where the child fails, its half is decoded here."""
+    child = {}  # in this process: pid and the pipe's read end; in the child: the pipe's write end
+
+    def split() -> tuple:
+        try:
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+        except OSError:
+            return WHOLE  # no second process: this one decodes the whole file
+        if pid == 0:
+            os.close(read_end)
+            child["pipe"] = write_end
+            return (1, 2, 2)
+        os.close(write_end)
+        child.update(pid=pid, pipe=read_end)
+        return (0, 1, 2)
+
+    in_child = lambda: "pipe" in child and "pid" not in child  # noqa: E731
+    try:
+        part = _parse_file(path, split=split)
+    except BaseException:
+        if in_child():
+            os._exit(1)  # the child never returns into the caller's code
+        if "pid" in child:
+            _reap(child)
+        raise
+    if in_child():
+        part.columns = part.columns.build()
+        _child_reply(part, child["pipe"])  # exits
+    if "pid" not in child:
+        return part
+    theirs = _reap(child)
+    if theirs is None:
+        theirs = _parse_file(path, share=(1, 2, 2))
+    return merge_shares([part, theirs])
+
+
+# Files whose later events a forked child is decoding already (`prefetch`): key -> the child.
+_PREFETCHED: dict = {}
+# The share of a prefetched file the child decodes: the larger part, since this process
+# imports pandas and the rest of the pipeline (most of a second) before it starts on its own.
+PREFETCH_SHARE = (1, 4, 4)
+
+
+def _file_key(path) -> tuple:
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns
+
+
+def prefetch(path) -> bool:
+    """Start decoding the later `PREFETCH_SHARE` of one large file's events in a forked child now,
+    while this process goes on loading the rest of the pipeline (the CLI calls this before it imports
+    pandas); the next `load_trace` of the file decodes the rest here and collects the child's part.
+    False where nothing was started (small file, one core, fork not safe)."""
+    import atexit
+    try:
+        if os.path.getsize(path) < SPLIT_MIN_BYTES or (os.cpu_count() or 1) < 2 or not fork_is_safe():
+            return False
+        key = _file_key(path)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return False
+    if pid == 0:
+        os.close(read_end)
+        try:
+            part = _parse_file(path, share=PREFETCH_SHARE)
+            part.columns = part.columns.build()
+        except BaseException:
+            os._exit(1)  # the file is parsed again in the parent, which names what is wrong with it
+        _child_reply(part, write_end)  # exits
+    os.close(write_end)
+    _PREFETCHED[key] = {"pid": pid, "pipe": read_end}
+    atexit.register(_discard, key)  # a run that ends before loading the trace still waits for the child
+    return True
+
+
+def collect_prefetched(path) -> Optional[FileParts]:
+    """The whole file's parts where `prefetch` started a child on it: the first events decoded here,
+    the child's merged after them (decoded here too where the child failed); else None."""
+    try:
+        child = _PREFETCHED.pop(_file_key(path), None)
+    except OSError:
+        return None
+    if child is None:
+        return None
+    first, last, parts = PREFETCH_SHARE
+    try:
+        mine = _parse_file(path, share=(0, first, parts))
+    except BaseException:
+        _reap(child)  # also removes its temporary file
+        raise
+    theirs = _reap(child) or _parse_file(path, share=PREFETCH_SHARE)
+    return merge_shares([mine, theirs])
+
+
+def _discard(key) -> None:
+    child = _PREFETCHED.pop(key, None)
+    if child is not None:
+        _reap(child)  # also removes its temporary file
+
+
+def _child_reply(part: FileParts, pipe: int) -> None:
+    """In the forked child: leave the columns in a temporary file, send the rest down the pipe, exit."""
+    status = 1
+    try:
+        reply = pickle.dumps(_to_disk(part), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(pipe, "wb") as out:
+            out.write(reply)
+        status = 0
+    finally:
+        os._exit(status)  # no atexit handlers, no flushing of the parent's buffered output
+
+
+def _reap(child: dict):
+    """The child's share (None where it failed), once it has exited."""
+    with os.fdopen(child["pipe"], "rb") as source:
+        reply = source.read()
+    _, status = os.waitpid(child["pid"], 0)
+    if not reply or os.waitstatus_to_exitcode(status) != 0:
+        return None
+    try:
+        return _read_back(*pickle.loads(reply))
+    except (OSError, ValueError, pickle.UnpicklingError):
+        return None
 
 
 def _parse_parallel(files) -> list:
@@ -45,15 +189,10 @@ def _run_workers(files) -> list:
     """(True, what `_parse_file_to_disk` returned) or (False, its exception) per file parsed by a
     worker; fewer entries than files where workers could not start."""
     import multiprocessing
-    import sys
-    import threading
     from concurrent.futures import ProcessPoolExecutor
     workers = min(len(files), os.cpu_count() or 1)
-    # fork starts a worker in milliseconds, but is unsafe in a process running other threads
-    # (TensorFlow's, after `profile`): spawn there.
     methods = multiprocessing.get_all_start_methods()
-    safe_to_fork = threading.active_count() == 1 and "tensorflow" not in sys.modules
-    method = "fork" if safe_to_fork and "fork" in methods else "spawn"
+    method = "fork" if fork_is_safe() and "fork" in methods else "spawn"
     outcomes = []
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
@@ -79,8 +218,12 @@ def _scratch_dir() -> str:
 
 def _parse_file_to_disk(path: str):
     """In a worker: parse one file and write its arrays to a temporary file (pipes are slow for 100s of MB)."""
+    return _to_disk(_parse_file(path))
+
+
+def _to_disk(part: FileParts):
+    """(the part without its columns, the temporary file holding them, their layout)."""
     import tempfile
-    part = _parse_file(path)
     layout = []
     handle, scratch = tempfile.mkstemp(prefix="traceflops-", suffix=".bin", dir=_scratch_dir())
     try:

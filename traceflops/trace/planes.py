@@ -60,6 +60,9 @@ class CodedEvents:
         setattr(self, name, None)
         return values
 
+    def __len__(self) -> int:
+        return len(self.start_ps)
+
     def select(self, rows: np.ndarray) -> None:
         """Keep only `rows` (a mask or indices) of every column."""
         for column in fields(self):
@@ -68,6 +71,9 @@ class CodedEvents:
                 setattr(self, column.name, values[rows])
 
 
+# Columns of string codes (into the file's string table; -1: missing).
+_CODED_STRING_COLUMNS = ("plane", "line", "name", "op_name", "op_type", "shape", "kernel_details",
+                         "memcpy_details", "hlo_op", "hlo_module")
 # The dtype of each column of a file's CodedEvents (all but `host`), in table order.
 _ARRAY_DTYPES = {"plane": np.int32, "line": np.int32, "kind": np.int8, "name": np.int32, "op_name": np.int32,
                  "op_type": np.int32, "start_ps": np.int64, "duration_ps": np.int64, "shape": np.int32,
@@ -84,19 +90,25 @@ def _joined(pieces: list, dtype) -> np.ndarray:
 class _Columns:
     """Per-event arrays of the kept events of one file, filled chunk by chunk."""
 
-    def __init__(self):
-        self.parts = []
+    def __init__(self, parts: Optional[list] = None):
+        self.parts = parts if parts is not None else []  # dicts of column name -> array, in event order
 
     def add(self, **arrays):
         self.parts.append(arrays)
 
     def build(self) -> CodedEvents:
         """One array per column; each column's pieces are let go as soon as it is joined."""
-        out = {}
-        for name, dtype in _ARRAY_DTYPES.items():
-            out[name] = _joined([p.pop(name) for p in self.parts], dtype)
+        out = {name: self.take(name) for name in _ARRAY_DTYPES}
         self.parts = []
         return CodedEvents(**out)
+
+    def take(self, name: str) -> np.ndarray:
+        """Column `name` joined from its pieces, which are let go (as `CodedEvents.take`): a file decoded in
+        shares is joined once, column by column, where the files are combined."""
+        return _joined([p.pop(name) for p in self.parts], _ARRAY_DTYPES[name])
+
+    def __len__(self) -> int:
+        return sum(len(p["start_ps"]) for p in self.parts if "start_ps" in p)
 
 
 # ---------------------------------------------------------------- lookups of one plane
@@ -124,11 +136,30 @@ class _IdIndex:
 
 @dataclass
 class _Skipped:
-    """Events of one plane left out, by reason."""
+    """Events of one plane left out, by reason (summed over the processes that decoded the plane)."""
+    where: str
     malformed: int = 0
     negative: int = 0
     range: int = 0
     line_end: int = 0
+
+    def add(self, other: "_Skipped") -> None:
+        for reason in ("malformed", "negative", "range", "line_end"):
+            setattr(self, reason, getattr(self, reason) + getattr(other, reason))
+
+    def damage(self) -> list:
+        w = self.where
+        out = []
+        if self.malformed:
+            out.append(f"{w}: {self.malformed} events with malformed bytes were skipped")
+        if self.negative:
+            out.append(f"{w}: {self.negative} events with a negative duration were skipped")
+        if self.range:
+            out.append(f"{w}: {self.range} events with times out of range were skipped")
+        if self.line_end:
+            out.append(f"{w}: {self.line_end} events run past the end of their line (cut by the end of the "
+                       "capture) and were left out")
+        return out
 
 
 class _Plane:
@@ -149,7 +180,7 @@ class _Plane:
         self._index_stats(item.stat_names)
         self.text_cache = {}
         self._line_times(item.bases, item.line_durations)
-        self.skipped = _Skipped()
+        self.skipped = _Skipped(self.where)
 
     def _index_metadata(self, meta_names: list, meta_op: list) -> None:
         strings = self.strings
@@ -199,20 +230,6 @@ class _Plane:
         self.line_limit = np.array(limits, dtype=np.int64)
         self.has_limits = bool((self.line_limit != _INT64_MAX).any())
 
-    def damage(self) -> list:
-        c, w = self.skipped, self.where
-        out = []
-        if c.malformed:
-            out.append(f"{w}: {c.malformed} events with malformed bytes were skipped")
-        if c.negative:
-            out.append(f"{w}: {c.negative} events with a negative duration were skipped")
-        if c.range:
-            out.append(f"{w}: {c.range} events with times out of range were skipped")
-        if c.line_end:
-            out.append(f"{w}: {c.line_end} events run past the end of their line (cut by the end of the "
-                       "capture) and were left out")
-        return out
-
     # -- stat values
 
     def ref_text(self, raw: np.ndarray) -> np.ndarray:
@@ -243,8 +260,8 @@ class _Plane:
 
 # ---------------------------------------------------------------- events of one plane
 
-def _plane_events(item: PlaneInput, host: str, strings: _Strings, columns: _Columns, damage: list):
-    """Decode, classify and tabulate the events of one plane, a chunk of events at a time."""
+def _plane_events(item: PlaneInput, host: str, strings: _Strings, columns: _Columns) -> _Skipped:
+    """Decode, classify and tabulate the events of one plane, a chunk of events at a time; what was left out."""
     plane = _Plane(item, host, strings)
     wire = _Wire(item.data)
     item.data = None  # the wire holds the bytes now
@@ -256,7 +273,7 @@ def _plane_events(item: PlaneInput, host: str, strings: _Strings, columns: _Colu
     for a in range(0, len(starts), _CHUNK):
         b = a + _CHUNK
         _chunk_events(plane, wire, starts[a:b], ends[a:b], line_of[a:b], columns)
-    damage.extend(plane.damage())
+    return plane.skipped
 
 
 @dataclass

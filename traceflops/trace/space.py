@@ -57,11 +57,15 @@ def _host_name(path: Path, space) -> str:
     return path.name.split(".xplane.pb")[0]
 
 
-def _space_contents(path: Path, space, strings: _Strings) -> SpaceContents:
-    """Plain Python/numpy copies of what the parser needs from the XSpace message."""
+def _space_contents(path: Path, space, strings: _Strings, share: tuple = (0, 1, 1)) -> SpaceContents:
+    """Plain Python/numpy copies of what the parser needs from the XSpace message.
+
+    `share` (a, b, n): the plane inputs hold the bytes of the events from a/n to b/n of them, in file
+    order (and every plane's and line's lookups whatever the share), so that processes can split a file."""
     host = _host_name(path, space)
     profile_start = None
     out = SpaceContents(host, [f"{host}: {e}" for e in space.errors], [f"{host}: {w}" for w in space.warnings])
+    with_events = []  # (plane, stat_names, kept lines, is_host) of the planes whose events are decoded
     for plane in space.planes:
         stat_names = {key: meta.name for key, meta in plane.stat_metadata.items()}
         plane_stats = _stats_dict(plane.stats, stat_names)
@@ -83,7 +87,13 @@ def _space_contents(path: Path, space, strings: _Strings) -> SpaceContents:
                 kept_lines.append(line)
         out.planes.append(PlaneInfo(host, plane.name, plane_stats, num_events))
         if kept_lines:
-            out.plane_inputs.append(_plane_input(plane, stat_names, kept_lines, is_host, strings))
+            with_events.append((plane, stat_names, kept_lines, is_host))
+    total = sum(len(line.events) for *_, lines, _ in with_events for line in lines)
+    first, last, parts = share
+    window, offset = (total * first // parts, total * last // parts), 0
+    for plane, stat_names, kept_lines, is_host in with_events:
+        out.plane_inputs.append(_plane_input(plane, stat_names, kept_lines, is_host, strings, window, offset))
+        offset += sum(len(line.events) for line in kept_lines)
     _rebase(out.plane_inputs, profile_start)
     return out
 
@@ -116,8 +126,10 @@ def _rebase(items: list, profile_start: Optional[int]) -> None:
         item.bases = [b - reference for b in item.bases]
 
 
-def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _Strings) -> PlaneInput:
-    """Everything of one plane that the vectorised pass needs, taken out of the protobuf message."""
+def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _Strings, window: tuple,
+                 offset: int) -> PlaneInput:
+    """Everything of one plane that the vectorised pass needs, taken out of the protobuf message: the
+    bytes of its events inside `window` (positions among all decoded events; the plane's first is `offset`)."""
     meta_keys = np.array(sorted(plane.event_metadata.keys()), dtype=np.int64)
     meta_name, meta_op, meta_stats = [], [], []
     for key in meta_keys.tolist():
@@ -128,17 +140,19 @@ def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _
     chunks, sizes, line_of, bases, line_codes, line_ends = [], [], [], [], [], []
     for k, line in enumerate(lines):
         events = line.events
-        count = len(events)
-        for i in range(0, count, _JOIN_EVENTS):
-            chunk = events[i:i + _JOIN_EVENTS]
+        first, last = max(window[0] - offset, 0), min(window[1] - offset, len(events))
+        offset += len(events)
+        for i in range(first, last, _JOIN_EVENTS):
+            chunk = events[i:min(i + _JOIN_EVENTS, last)]
             sizes.append(np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)))
             chunks.append(b"".join(chunk))
-        line_of.append(np.full(count, k, dtype=np.int32))
+        line_of.append(np.full(max(last - first, 0), k, dtype=np.int32))
         bases.append(line.timestamp_ns)
         line_codes.append(strings(line.display_name or line.name))
         line_ends.append(line.duration_ps)
     chunks.append(bytes(16))  # padding for the 64-bit reads near the end
+    sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)  # a share may hold none of a plane
     return PlaneInput(name=plane.name, is_host=is_host, stat_names=stat_names, meta_keys=meta_keys,
                       meta_name=meta_name, meta_op=meta_op, meta_stats=meta_stats, data=b"".join(chunks),
-                      sizes=np.concatenate(sizes), line_of=np.concatenate(line_of), bases=bases,
+                      sizes=sizes, line_of=np.concatenate(line_of), bases=bases,
                       line_codes=np.array(line_codes, dtype=np.int32), line_durations=line_ends)

@@ -146,28 +146,26 @@ def assign_steps(events: pd.DataFrame) -> np.ndarray:
 
 def _assign_steps(hosts, kinds, starts, durations) -> np.ndarray:
     step_index = np.full(len(kinds), -1, dtype=np.int64)
-    if not len(kinds):
+    is_step = kinds == _STEP
+    if not is_step.any():
         return step_index
-    ends = starts + durations
     single = hosts.min() == hosts.max()
-    for host in np.flatnonzero(np.bincount(hosts)).tolist():
-        on = hosts == host if not single else np.ones(len(kinds), dtype=bool)
-        is_step = on & (kinds == _STEP)
-        if not is_step.any():
-            continue
-        step_rows = np.flatnonzero(is_step)
-        order = np.argsort(starts[step_rows], kind="stable")
-        step_starts = starts[step_rows][order]
-        step_ends = ends[step_rows][order]
-        others = np.flatnonzero(on & ~is_step)
-        position = np.searchsorted(step_starts, starts[others], side="right") - 1
-        valid = position >= 0
-        inside = valid.copy()
+    for host in np.unique(hosts[is_step]).tolist():
+        # One host (the usual trace): whole columns, no copies of millions of rows.
+        rows = slice(None) if single else np.flatnonzero(hosts == host)
+        host_steps = is_step[rows]
+        step_rows = np.flatnonzero(host_steps)
+        host_starts = starts[rows]
+        order = np.argsort(host_starts[step_rows], kind="stable")
+        step_rows = step_rows[order]
+        step_starts = host_starts[step_rows]
+        step_ends = step_starts + durations[rows][step_rows]
+        position = np.searchsorted(step_starts, host_starts, side="right") - 1
         # Host ops must lie inside their step; device work may trail it.
-        host_ok = starts[others][valid] < step_ends[position[valid]]
-        inside[valid] = np.where(kinds[others][valid] == _OP, host_ok, True)
-        step_index[others] = np.where(inside, position, -1)
-        step_index[step_rows[order]] = np.arange(len(order))
+        outside = (position < 0) | ((kinds[rows] == _OP) & (host_starts >= step_ends[np.maximum(position, 0)]))
+        position[outside] = -1
+        position[step_rows] = np.arange(len(step_rows))
+        step_index[rows] = position
     return step_index
 
 

@@ -39,6 +39,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .events import text_mask
+
 CALL_PREFIXES = ("__inference_", "__forward_", "__backward_")
 # XLA:CPU instructions whose event covers only the dispatch (Eigen convolutions run asynchronously).
 ASYNC_INSTRUCTION = r"(?:convolution|conv)"
@@ -46,8 +48,7 @@ CALL_TYPES = ("StatefulPartitionedCall", "PartitionedCall", "XlaLaunch", "_XlaRu
 
 
 def _is_call(op_type: pd.Series) -> np.ndarray:
-    text = op_type.astype(str)
-    return (text.str.startswith(CALL_PREFIXES) | text.isin(CALL_TYPES)).to_numpy()
+    return text_mask(op_type, lambda text: text.startswith(CALL_PREFIXES) or text in CALL_TYPES)
 
 
 def _leaf(starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> np.ndarray:
