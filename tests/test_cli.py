@@ -102,3 +102,13 @@ def test_unwritable_output_directory(tmp_path):
     blocker.write_text("x")
     proc = run("analyze", TRACES / "cpu-example-cnn", "--out", blocker / "sub")
     assert_clean_failure(proc, 2, "cannot write output")
+
+
+def test_output_reader_that_goes_away_is_no_error():
+    """`traceflops analyze ... | head`: the reader closes the pipe; no traceback, no `internal error`."""
+    proc = subprocess.Popen([sys.executable, "-m", "traceflops", "analyze", str(TRACES / "cpu-example-cnn")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    proc.stdout.close()  # before it writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "internal error" not in err, err

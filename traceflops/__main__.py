@@ -1,6 +1,4 @@
 """`python -m traceflops`: the command line (cli.py)."""
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 other failure; 2 bad arguments or output directory;
 3 model cannot be loaded; 4 trace missing or unreadable; 5 capture failed;
 6 TensorFlow not installed (profile and peaks need the [cpu] or [gpu] extra);
-70 internal error (a bug: please report it); 130 interrupted.
+70 internal error (a bug: please report it); 130 interrupted; 141 the reader of the output went away.
 Errors are one line on stderr; set TRACEFLOPS_DEBUG=1 for a traceback.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .errors import TraceflopsError, UsageError
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
 
 
 class _Parser(argparse.ArgumentParser):
@@ -156,7 +157,7 @@ def _prefetch(args) -> None:
     except TraceflopsError:
         return  # said again, in full, by analyze itself
     if len(files) == 1:
-        prefetch(files[0])
+        prefetch(files[0], tune_allocator=True)  # this process is the CLI's own
 
 
 def _run(args) -> int:
@@ -239,6 +240,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("traceflops: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing to say, nowhere to say it
+        _silence_stdout()
+        return BROKEN_PIPE
     except Exception as exc:  # last resort: a bug must still not print a traceback
         if os.environ.get("TRACEFLOPS_DEBUG"):
             raise
@@ -248,5 +252,27 @@ def main(argv=None) -> int:
         return INTERNAL_ERROR
 
 
+def run() -> None:
+    """The `traceflops` command (and `python -m traceflops`): `main`, then an exit that skips tearing
+    down the interpreter object by object (a quarter of a second after a large trace: its tables are
+    millions of rows), once the output is flushed and any decoding child is reaped."""
+    code = main()
+    from .trace.parallel import discard_prefetched
+    discard_prefetched()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or BROKEN_PIPE
+    os._exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing what is left of it cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -66,10 +66,14 @@ def render_terminal(ops: pd.DataFrame, summary: dict, top: int = 15, console=Non
     from rich.console import Console
     from rich.table import Table
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1 itself; the caller decides (cli.py: 141)
+            raise BrokenPipeError
+
     if console is None:
-        console = Console()
+        console = _Console()
         if not console.is_terminal:
-            console = Console(width=160)  # piped output: wide enough that op names stay whole
+            console = _Console(width=160)  # piped output: wide enough that op names stay whole
     steps = summary.get("steps")
     covered = f"{steps} steps" if steps else "whole trace, no step markers"
     table = Table(title=f"Top {min(top, len(ops))} of {len(ops)} ops by time ({covered})", title_justify="left")

@@ -80,11 +80,16 @@ def _joined_columns(parts: list, sizes: list, remaps: list, host_codes: list) ->
 
 
 def _line_keys(events: CodedEvents) -> np.ndarray:
-    """One integer per (host, plane, line)."""
-    host, plane, line = (values.astype(np.int64) + 1 for values in (events.host, events.plane, events.line))
+    """One integer per (host, plane, line) (string codes, never missing for these three)."""
+    host, plane, line = events.host, events.plane, events.line
     size = int(max(host.max(initial=0), plane.max(initial=0), line.max(initial=0))) + 1
     if size < 2_000_000:
-        return (host * size + plane) * size + line
+        key = host.astype(np.int64)  # then in place: millions of rows, no temporaries
+        key *= size
+        key += plane
+        key *= size
+        key += line
+        return key
     _, key = np.unique(np.stack([host, plane, line], axis=1), axis=0, return_inverse=True)
     return key.reshape(-1).astype(np.int64)
 

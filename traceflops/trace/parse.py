@@ -36,17 +36,24 @@ class FileParts:
 WHOLE = (0, 1, 1)
 
 
-def _parse_file(path, data: Optional[bytes] = None, share: tuple = WHOLE,
-                split: Optional[Callable[[], tuple]] = None) -> FileParts:
-    """Parse one `.xplane.pb` (its bytes, when given) into arrays: the events of `share` (a, b, n), those
-    from a/n to b/n of them in file order. `split`, when given, is called once the message is parsed and
-    returns the share this process decodes (parallel.py forks there, so that two processes share it)."""
-    path = Path(path)
+def open_space(path, data: Optional[bytes] = None):
+    """The parsed message (`_XSpaceView`) of one `.xplane.pb` (its bytes, when given)."""
     if data is None:
         data = _read_bytes(path)
     elif not data:
         raise TraceError(f"{path}: the file is empty")
-    space = _read_view(path, data)
+    return _read_view(path, data)
+
+
+def _parse_file(path, data: Optional[bytes] = None, share: tuple = WHOLE,
+                split: Optional[Callable[[], tuple]] = None, space=None) -> FileParts:
+    """Parse one `.xplane.pb` (its bytes, or its message from `open_space`, when given) into arrays: the
+    events of `share` (a, b, n), those from a/n to b/n of them in file order. `split`, when given, is
+    called once the message is parsed and returns the share this process decodes (parallel.py forks
+    there, so that two processes share it). A `space` given here must be the caller's last reference."""
+    path = Path(path)
+    if space is None:
+        space = open_space(path, data)
     del data
     if split is not None:
         share = split()

@@ -83,8 +83,11 @@ _ARRAY_DTYPES = {"plane": np.int32, "line": np.int32, "kind": np.int8, "name": n
 
 
 def _joined(pieces: list, dtype) -> np.ndarray:
-    return (np.concatenate(pieces) if len(pieces) > 1 else pieces[0] if pieces
-            else np.zeros(0)).astype(dtype, copy=False)
+    """The pieces one after another, as a new writable array (a single piece read back from a worker
+    is a read-only view of its file: copied)."""
+    if len(pieces) == 1 and pieces[0].flags.writeable:
+        return pieces[0].astype(dtype, copy=False)
+    return np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype=dtype)
 
 
 class _Columns:
