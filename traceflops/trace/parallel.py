@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import sys
 import threading
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .parse import WHOLE, FileParts, _parse_file, merge_shares, open_space
+from .parse import WHOLE, FileParts, _parse_file, decode_contents, merge_shares, open_space
+from .space import _space_contents
+from .values import _Strings
 from .planes import _ARRAY_DTYPES, CodedEvents
 from ..errors import TraceError
 
@@ -52,10 +56,10 @@ def parse_split(path) -> FileParts:
             child["pipe"] = write_end
             return (1, 2, 2)
         os.close(write_end)
-        child.update(pid=pid, pipe=read_end)
+        child.update(pid=pid, source=os.fdopen(read_end, "rb"))
         return (0, 1, 2)
 
-    in_child = lambda: "pipe" in child and "pid" not in child  # noqa: E731
+    in_child = lambda: "pipe" in child  # noqa: E731
     try:
         part = _parse_file(path, split=split)
     except BaseException:
@@ -77,10 +81,10 @@ def parse_split(path) -> FileParts:
 
 # Files whose later events a forked child is decoding already (`prefetch`): key -> the child.
 _PREFETCHED: dict = {}
-# The share of a prefetched file the child decodes: the larger part, since this process imports
-# pandas and the rest of the pipeline (most of a second) before it starts on its own; two thirds
-# had both finish together on this project's 2-core machine (three quarters left this one waiting).
-PREFETCH_SHARE = (1, 3, 3)
+# The share of a prefetched file the child decodes (this process decodes the rest once it has imported
+# pandas and the pipeline, while the child parses the message): halves had both finish together on
+# this project's 2-core machine (the child's two thirds or three fifths left this process waiting).
+PREFETCH_SHARE = (1, 2, 2)
 
 
 def _file_key(path) -> tuple:
@@ -89,36 +93,70 @@ def _file_key(path) -> tuple:
 
 
 def prefetch(path, tune_allocator: bool = False) -> bool:
-    """Parse one large file's message now and fork a child that decodes the later `PREFETCH_SHARE`
-    of its events, while this process goes on loading the rest of the pipeline (the CLI calls this
-    before it imports pandas); the next `load_trace` of the file decodes the rest here, from the same
-    message (which the child shares: one copy in memory), and collects the child's part.
+    """Fork a child that parses one large file's message now, hands this process the bytes of the first
+    events (the first `PREFETCH_SHARE`, as `_space_contents` copies them out) and decodes the rest,
+    while this process goes on loading the rest of the pipeline (the CLI calls this before it imports
+    pandas); the next `load_trace` of the file decodes the handed bytes here and collects the child's
+    part. One process parses the message; neither waits for the other to start.
     With `tune_allocator` (a process of our own: the CLI's), `keep_freed_memory` once it is collected.
-    False where nothing was started (small or unreadable file, one core, fork not safe): `load_trace`
-    then reads the file as usual, and says what is wrong with it."""
+    False where nothing was started (small file, one core, fork not safe)."""
     import atexit
     try:
         if os.path.getsize(path) < SPLIT_MIN_BYTES or (os.cpu_count() or 1) < 2 or not fork_is_safe():
             return False
         key = _file_key(path)
-        space = [open_space(path)]  # a list, so that the child and `collect_prefetched` can take it out
         read_end, write_end = os.pipe()
         pid = os.fork()
-    except (OSError, TraceError):
+    except OSError:
         return False
     if pid == 0:
         os.close(read_end)
-        keep_freed_memory()
-        try:
-            part = _parse_file(path, share=PREFETCH_SHARE, space=space.pop())
-            part.columns = part.columns.build()
-        except BaseException:
-            os._exit(1)  # the file is parsed again in the parent, which names what is wrong with it
-        _child_reply(part, write_end)  # exits
+        _prefetch_child(path, write_end)  # exits
     os.close(write_end)
-    _PREFETCHED[key] = {"pid": pid, "pipe": read_end, "tune_allocator": tune_allocator, "space": space}
+    _PREFETCHED[key] = {"pid": pid, "source": os.fdopen(read_end, "rb"), "tune_allocator": tune_allocator}
     atexit.register(_discard, key)  # a run that ends before loading the trace still waits for the child
     return True
+
+
+def _prefetch_child(path, pipe: int) -> None:
+    """In the forked child: parse, hand over the first share's bytes (a temporary file named down the
+    pipe, framed), decode the rest and reply as every decoding child does; exit 1 on any failure (the
+    parent then reads the file itself, and says what is wrong with it)."""
+    try:
+        space = open_space(path)
+        first, _, parts = PREFETCH_SHARE
+        strings = _Strings()  # (the string table the handed contents started)
+        handed = (_space_contents(Path(path), space, strings, (0, first, parts)), strings)
+        name = _scratch_file(lambda out: pickle.dump(handed, out, protocol=pickle.HIGHEST_PROTOCOL)).encode()
+        os.write(pipe, struct.pack("<Q", len(name)) + name)  # under PIPE_BUF bytes: written at once
+        del handed, strings
+        strings = _Strings()
+        contents = _space_contents(Path(path), space, strings, PREFETCH_SHARE)
+        del space  # its arena returned to the kernel (malloc's defaults still) before the decoding
+        keep_freed_memory()
+        part = decode_contents(path, contents, strings, PREFETCH_SHARE)
+        part.columns = part.columns.build()
+    except BaseException:
+        os._exit(1)
+    _child_reply(part, pipe)  # exits
+
+
+def _handed_over(child: dict, load: bool = True):
+    """(contents, strings) the prefetching child handed over (its temporary file removed); None where
+    it failed before (or where not `load`ed)."""
+    header = child["source"].read(8)
+    if len(header) < 8:
+        return None
+    name = child["source"].read(struct.unpack("<Q", header)[0]).decode()
+    try:
+        if not load:
+            return None
+        with open(name, "rb") as handle:
+            return pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return None
+    finally:
+        _unlink_quietly(name)
 
 
 def collect_prefetched(path) -> Optional[FileParts]:
@@ -131,11 +169,16 @@ def collect_prefetched(path) -> Optional[FileParts]:
     if child is None:
         return None
     first, last, parts = PREFETCH_SHARE
+    handed = _handed_over(child)
+    if handed is None:  # the child failed: all here, TraceErrors included
+        _reap(child)
+        return _parse_file(path)
     try:
-        mine = _parse_file(path, share=(0, first, parts), space=child.pop("space").pop())
+        mine = decode_contents(path, *handed, share=(0, first, parts))
     except BaseException:
         _reap(child)  # also removes its temporary file
         raise
+    del handed
     theirs = _reap(child) or _parse_file(path, share=PREFETCH_SHARE)
     if child["tune_allocator"]:
         keep_freed_memory()
@@ -145,7 +188,8 @@ def collect_prefetched(path) -> Optional[FileParts]:
 def _discard(key) -> None:
     child = _PREFETCHED.pop(key, None)
     if child is not None:
-        _reap(child)  # also removes its temporary file
+        _handed_over(child, load=False)  # removes the handed-over file
+        _reap(child)  # and this its reply's
 
 
 def discard_prefetched() -> None:
@@ -192,7 +236,7 @@ def _child_reply(part: FileParts, pipe: int) -> None:
 
 def _reap(child: dict):
     """The child's share (None where it failed), once it has exited."""
-    with os.fdopen(child["pipe"], "rb") as source:
+    with child["source"] as source:
         reply = source.read()
     _, status = os.waitpid(child["pid"], 0)
     if not reply or os.waitstatus_to_exitcode(status) != 0:
@@ -258,6 +302,26 @@ def _scratch_dir() -> str:
 def _parse_file_to_disk(path: str):
     """In a worker: parse one file and write its arrays to a temporary file (pipes are slow for 100s of MB)."""
     return _to_disk(_parse_file(path))
+
+
+def _scratch_file(write) -> str:
+    """A new temporary file in `_scratch_dir()`, filled by `write(file)` (streamed: no copy in memory)."""
+    import tempfile
+    handle, name = tempfile.mkstemp(prefix="traceflops-", suffix=".bin", dir=_scratch_dir())
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)
+    except BaseException:
+        _unlink_quietly(name)
+        raise
+    return name
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
 
 
 def _to_disk(part: FileParts):

@@ -62,6 +62,12 @@ def _parse_file(path, data: Optional[bytes] = None, share: tuple = WHOLE,
     # The parsed message holds a copy of every event's bytes: let it go before decoding
     # (no reference to any part of it may survive, or its whole arena stays).
     del space
+    return decode_contents(path, contents, strings, share)
+
+
+def decode_contents(path, contents, strings: _Strings, share: tuple = WHOLE) -> FileParts:
+    """The events of `contents` (what `_space_contents` copied out of the message for `share`)
+    decoded into arrays, with the string table `strings` it started."""
     columns = _Columns()
     skipped = [_plane_events(item, contents.host, strings, columns) for item in contents.plane_inputs]
     # (each plane's bytes are let go once its events are decoded)
