@@ -8,6 +8,8 @@
 
 This module only orchestrates the stages, one call each:
 capture -> trace -> graph -> join (describe, price, tables, summary) -> roofline -> report.
+The analysis stages (pandas and the rest: most of a second) are imported where they are used, so
+that `profile` can start the capture first and import them while its child process runs.
 """
 from __future__ import annotations
 
@@ -15,20 +17,17 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
-
-from . import report, scale
 from .capture.options import resolve_backend, validate_capture_options
-from .graph import ExecutedGraph
-from .join import apply_peak, join, join_records, primary_device
-from .report.outputs import ensure_writable_dir, publish, write_outputs
-from .roofline import layer_rollup
-from .roofline.ceilings import CEILINGS_FILE, apply_ceilings, choose_ceilings, no_ceilings_warning
-from .trace import Trace, load_trace, text_mask
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .trace import Trace
 
 __all__ = ["Result", "analyze", "profile", "ensure_writable_dir"]
 GRAPH_FILE = "traceflops_graph.json"
@@ -47,12 +46,14 @@ class Result:
     def write(self, out_dir) -> list:
         """Write ops.csv, summary.json, extra tables and (with ceilings) roofline.png and
         report.html into `out_dir`; each file appears whole or not at all."""
+        from .report.outputs import write_outputs
         return write_outputs(self, out_dir)
 
     @property
     def layers(self) -> pd.DataFrame:
         """Per Keras layer (`roofline.layer_rollup`): FLOPs, MACs and bytes per step, time, share of
         op time, achieved GFLOP/s and, with a roofline, efficiency; sorted by time."""
+        from .roofline import layer_rollup
         return layer_rollup(self.ops, steps=self.summary.get("steps") or 1)
 
     def _repr_html_(self) -> str:
@@ -71,7 +72,14 @@ def _read_json(path: Path) -> Optional[dict]:
         return None
 
 
+def ensure_writable_dir(path) -> Path:
+    """`report.outputs.ensure_writable_dir`: the output directory, made, or a UsageError naming why not."""
+    from .report.outputs import ensure_writable_dir as ensure
+    return ensure(path)
+
+
 def _trained_in(trace) -> bool:
+    from .trace import text_mask
     names = trace.events.loc[trace.events["kind"].isin(("op", "kernel")), "op_name"]
     return bool(text_mask(names, lambda name: "gradient_tape/" in name).any())
 
@@ -93,6 +101,7 @@ def _rebuild_and_match(trace_events, model, batch_size: int, train: bool, allow_
     """(renamed graph, rebuild record, match counts) for the graph rebuilt at `batch_size`."""
     from .capture.rebuild import rebuild_isolated
     from .errors import ModelError
+    from .graph import ExecutedGraph
     from .graph.match import join_rebuilt
     events = list(zip(trace_events["op_name"].astype(str), trace_events["op_type"].astype(str)))
     record = rebuild_isolated(model, batch_size, train, allow_unsafe=allow_unsafe,
@@ -170,6 +179,11 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
     measured (cached) CPU ceilings; for GPUs, the trace's device planes.
     Without any, no roofline columns are added and the summary says why.
     """
+    from . import scale
+    from .graph import ExecutedGraph
+    from .join import apply_peak, join, primary_device
+    from .roofline.ceilings import apply_ceilings, choose_ceilings, no_ceilings_warning
+    from .trace import load_trace
     files = scale.local_files(path, storage_options)
     run_dir = scale.run_dir_of(files)
     capture_info = scale.read_side_json(run_dir, CAPTURE_FILE, storage_options) or {}
@@ -214,6 +228,8 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
 
 def _join_files(files, graph, graph_record, wanted, capture_info, run_dir, scheduler, storage_options):
     """Several files (or a Dask run): each parsed and priced apart, the priced tables combined here."""
+    from . import scale
+    from .join import join_records
     parts = (scale.price_dask(files, graph_record, wanted, scheduler, storage_options) if scheduler
              else scale.price_local(files, graph_record, wanted, storage_options=storage_options))
     records, step_rows, num_steps, trace, device_work = scale.combine_priced(parts)
@@ -267,7 +283,16 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
                    "batch_size": batch_size, "steps": steps, "warmup": warmup, "device": device,
                    "host_tracer_level": host_tracer_level, "inter_op_threads": inter_op_threads,
                    "jit_compile": jit_compile, "train": train}
-        captured = _capture(model, staging / "logdir", on_jax, options, input_shape)
+        capture = _capture_stage(on_jax, input_shape)
+        loader = threading.Thread(target=_import_analysis, name="traceflops-import", daemon=True)
+        loader.start()  # while the capture's child imports TensorFlow, on one core of the machine's
+        try:
+            captured = capture(model, staging / "logdir", **options)
+        finally:
+            loader.join()
+        from . import report
+        from .report.outputs import publish
+        from .roofline.ceilings import CEILINGS_FILE
         if roofline:
             from .roofline import peaks
             # Measured once per machine, device and TensorFlow (or JAX) version, then cached. Looked up after
@@ -291,14 +316,30 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _capture(model, logdir: Path, on_jax: bool, options: dict, input_shape):
-    """The capture stage, sandboxed: TensorFlow (capture/sandbox.py) or Keras on JAX (capture/jax_capture.py)."""
+def _capture_stage(on_jax: bool, input_shape):
+    """The capture stage, sandboxed, as `capture(model, logdir, **options)`: TensorFlow (capture/sandbox.py)
+    or Keras on JAX (capture/jax_capture.py). Its modules are imported here, before `_import_analysis`
+    starts importing in a thread of its own (the two never import at the same time)."""
     if on_jax:
         from .capture.jax_capture import capture_jax_isolated
         if input_shape is not None:
             from .errors import UsageError
             raise UsageError("--input-shape is not supported with --backend jax yet: save the model with fixed "
                              "input shapes")
-        return capture_jax_isolated(model, logdir, **options)
-    from . import capture
-    return capture.capture_isolated(model, logdir, input_shape=input_shape, **options)
+        return capture_jax_isolated
+    from .capture import sandbox
+    from .capture import run  # noqa: F401  (what capture_isolated imports when it runs)
+    return lambda model, logdir, **options: sandbox.capture_isolated(model, logdir, input_shape=input_shape,
+                                                                     **options)
+
+
+def _import_analysis() -> None:
+    """Import the analysis stages (pandas and the rest), in a thread while the capture runs; what fails
+    here fails again, with its own message, where the stage is used."""
+    try:
+        from . import join, report, scale  # noqa: F401
+        from .report import outputs  # noqa: F401
+        from .roofline import ceilings, peaks  # noqa: F401
+        from .trace import load  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass

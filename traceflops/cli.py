@@ -162,7 +162,7 @@ def _prefetch(args) -> None:
 
 def _run(args) -> int:
     _prefetch(args)
-    from . import api, report
+    from . import api  # light: the stages are imported where used (profile: while its capture runs)
     if args.command == "peaks":
         return _peaks(args)
     if args.command == "profile":
@@ -188,6 +188,7 @@ def _run(args) -> int:
                              batch_size=args.batch_size, train=args.train, allow_unsafe=args.allow_unsafe)
         if args.out:
             result.write(args.out)
+    from . import report
     if args.json:
         print(json.dumps(report.to_jsonable(result.summary), indent=2))
     else:

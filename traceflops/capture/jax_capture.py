@@ -119,8 +119,8 @@ def child_main() -> None:
         answer = {"error": str(exc), "error_type": type(exc).__name__}
     except KeyboardInterrupt:
         answer = {"error": "interrupted", "error_type": "KeyboardInterrupt"}
-    from ..files import atomic_write_text
-    atomic_write_text(request["answer_path"], json.dumps(answer))
+    from .sandbox import answer_and_exit
+    answer_and_exit(request["answer_path"], answer)
 
 
 def _import_keras_on_jax():

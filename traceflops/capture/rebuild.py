@@ -134,9 +134,8 @@ def _child_request(request: dict) -> dict:
 
 def child_main() -> None:
     request = json.loads(sys.stdin.read())
-    answer = _child_request(request)
-    from ..files import atomic_write_text
-    atomic_write_text(request["answer_path"], json.dumps(answer))
+    from .sandbox import answer_and_exit
+    answer_and_exit(request["answer_path"], _child_request(request))
 
 
 _BOOTSTRAP = "from traceflops.capture import rebuild; rebuild.child_main()"

@@ -112,9 +112,18 @@ def _run_request(request: dict) -> dict:
 
 def child_main() -> None:
     request = json.loads(sys.stdin.read())
-    answer = _run_request(request)
+    answer_and_exit(request["answer_path"], _run_request(request))
+
+
+def answer_and_exit(answer_path: str, answer: dict) -> None:
+    """End a child process (of `run_child`): write its answer, flush, and exit at once. Tearing down an
+    interpreter that loaded TensorFlow takes over a second (measured: 1.5 s after ResNet50V2 on a 2-core
+    machine), and the parent waits for the exit; the trace and every file are written by then."""
     from ..files import atomic_write_text
-    atomic_write_text(request["answer_path"], json.dumps(answer))
+    atomic_write_text(answer_path, json.dumps(answer))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 _BOOTSTRAP = "from traceflops.capture import sandbox; sandbox.child_main()"
