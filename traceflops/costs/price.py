@@ -11,6 +11,8 @@ Two kinds of description reach it, both made before pricing:
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -125,7 +127,7 @@ class HloIndex:
     """The executable instructions of every module, found by (program id, name) or (module, name)."""
 
     def __init__(self, modules):
-        self.by_program, self.by_module = {}, {}
+        self.by_program, self.by_module, self.by_kernel_name = {}, {}, {}
         for module in modules:
             costs = hlo.ModuleCosts(module.proto)
             for computation in hlo.module.executable_computations(module.proto):
@@ -133,6 +135,9 @@ class HloIndex:
                     op = HloOp(costs, instruction, int(module.program_id), module.name)
                     self.by_program[(op.program_id, instruction.name)] = op
                     self.by_module.setdefault((module.name, instruction.name), []).append(op)
+                    for key in ((op.program_id, _sanitized(instruction.name)),
+                                (module.name, _sanitized(instruction.name))):
+                        self.by_kernel_name.setdefault(key, []).append(op)
 
     def describe(self, program_id, module_name, hlo_op: str) -> Optional[HloOp]:
         """The instruction a kernel or host event names; by program id first, else an unambiguous
@@ -143,6 +148,23 @@ class HloIndex:
                 return found
         candidates = self.by_module.get((module_name, hlo_op), [])
         return candidates[0] if len(candidates) == 1 else None
+
+    def by_kernel(self, program_id, module_name, kernel_name: str) -> Optional[HloOp]:
+        """The instruction a GPU kernel was emitted for, by its name: XLA names a fusion's kernel after the
+        instruction, every character outside [A-Za-z0-9_] made "_" (`gemm_fusion_dot.2` runs as
+        `gemm_fusion_dot_2`). For kernels whose `hlo_op` names no instruction of the module: those XLA
+        launches inside a CUDA graph (`command_buffer_6`, a thunk the module's HLO does not hold).
+        By program id first, else an unambiguous (module, name) match, as `describe`."""
+        if program_id is not None and program_id == program_id:  # NaN-safe
+            found = self.by_kernel_name.get((int(program_id), kernel_name), [])
+            if len(found) == 1:
+                return found[0]
+        candidates = self.by_kernel_name.get((module_name, kernel_name), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+
+def _sanitized(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 def _price_hlo(op: HloOp) -> Cost:

@@ -66,6 +66,7 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
         flop_total=kernels["flops"].astype("Float64") * kernels["occurrences"],
         byte_total=kernels["bytes"].astype("Float64") * kernels["occurrences"],
         valid_total=kernels["xla_valid_macs"].astype("Float64") * kernels["occurrences"],
+        mac_total=kernels["macs"].astype("Float64") * kernels["occurrences"],
         **{f"has_{s}": kernels["flops_source"] == s for s in (UNKNOWN,) + _SOURCE_ORDER})
     frame["flop_missing"] = frame["flop_total"].isna()
     frame["byte_missing"] = frame["byte_total"].isna()
@@ -73,7 +74,8 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
     table = grouped.agg(occurrences=("occurrences", "max"), kernels=("kernel_name", "size"),
                         total_ps=("total_ps", "sum"), flop_total=("flop_total", "sum"),
                         byte_total=("byte_total", "sum"), valid_total=("valid_total", "sum"),
-                        valid_any=("valid_total", "count"), flop_missing=("flop_missing", "any"),
+                        valid_any=("valid_total", "count"), mac_total=("mac_total", "sum"),
+                        mac_any=("mac_total", "count"), flop_missing=("flop_missing", "any"),
                         byte_missing=("byte_missing", "any"),
                         **{f"has_{s}": (f"has_{s}", "any") for s in (UNKNOWN,) + _SOURCE_ORDER})
     main = (frame.sort_values("total_ps", ascending=False, kind="stable").groupby(keys, sort=False, dropna=False)
@@ -91,7 +93,9 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
             "dtype": row["dtype"] or "", "input_shapes": row["shape"] or "", "output_shapes": "",
             "occurrences": occurrences,
             "flops": None if unknown or row["flop_missing"] else int(row["flop_total"]) // occurrences,
-            "macs": None, "xla_valid_macs": int(row["valid_total"]) // occurrences if row["valid_any"] else None,
+            # MACs: on the op's main kernel (split kernels hold none), where its count is known.
+            "macs": int(row["mac_total"]) // occurrences if row["mac_any"] and not unknown else None,
+            "xla_valid_macs": int(row["valid_total"]) // occurrences if row["valid_any"] else None,
             "bytes": None if row["byte_missing"] else int(row["byte_total"]) // occurrences,
             "total_time_us": total_us, "avg_time_us": total_us / occurrences, "flops_source": source,
             "note": f"{row['kernels']} kernel(s); " + (row["note"] or ""), "source_line": row["source_line"] or ""})

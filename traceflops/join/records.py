@@ -34,7 +34,7 @@ import pandas as pd
 from ..costs import UNKNOWN, ZERO, Cost
 from ..costs.price import HloIndex, price
 from ..graph import LayerIndex
-from ..graph.phases import FORWARD, phase_of
+from ..graph.phases import FORWARD, is_jax_name, phase_of
 from ..graph.resolve import describe_tf_op, describe_tf_ops
 from ..trace.events import text_mask
 
@@ -210,11 +210,15 @@ def _kernel_description(group: dict, index: HloIndex, graph):
     if group["hlo_op"]:
         program = group["program_id"]
         op = index.describe(program, group["hlo_module"], group["hlo_op"])
-        unit = ("xla", host, plane, group["hlo_module"], program, group["hlo_op"])
+        name = group["hlo_op"]
+        if op is None:  # a kernel of a CUDA graph (command buffer): its own instruction, by kernel name
+            op = index.by_kernel(program, group["hlo_module"], group["name"])
+            name = op.instruction.name if op is not None else name
+        unit = ("xla", host, plane, group["hlo_module"], program, name)
         cost = price(op, _NO_HLO_INSTRUCTION["kernel"])
         framework = op.framework_op if op else ""
         layer = (_layers(graph).layer_of(framework) if _layers(graph) else op.layer) if op else ""
-        return unit, group["hlo_op"], op.op_type if op else "", framework, layer, cost
+        return unit, name, op.op_type if op else "", framework, layer, cost
     if not group["op_type"]:
         unit = ("none", host, plane, group["name"])
         layer = _layers(graph).layer_of(group["op_name"])
@@ -249,7 +253,8 @@ def kernel_records(kernels: pd.DataFrame, index: HloIndex, graph) -> list:
 def _source_line(index: HloIndex, group: dict) -> str:
     if not group["hlo_op"]:
         return ""
-    op = index.describe(group["program_id"], group["hlo_module"], group["hlo_op"])
+    op = (index.describe(group["program_id"], group["hlo_module"], group["hlo_op"])
+          or index.by_kernel(group["program_id"], group["hlo_module"], group["name"]))
     return op.source_line if op else ""
 
 
@@ -317,8 +322,13 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
 def assign_phases(records: pd.DataFrame, training: bool) -> pd.Series:
     """The training phase of each record (graph/phases.py) when the trace is of training steps
     (captured with --train, or holding gradient ops); `forward` for every op of an inference trace."""
-    if not training and not text_mask(records["op_name"], lambda name: "gradient_tape/" in name).any():
+    # XLA work is placed by the framework op it came from (its HLO metadata: a TF op, a JAX name stack).
+    names = records["framework_op"].where(records["framework_op"].fillna("").astype(str) != "", records["op_name"])
+    gradients = ("gradient_tape/", "transpose(jvp(")
+    if not training and not text_mask(names, lambda name: any(mark in name for mark in gradients)).any():
         return pd.Series(FORWARD, index=records.index, dtype=object)
-    keys = list(zip(records["op_name"].astype(str), records["op_type"].astype(str)))
+    keys = list(zip(names.astype(str), records["op_type"].astype(str)))
     phases = {key: phase_of(*key) for key in set(keys)}
+    if any(is_jax_name(name) for name, _ in phases):  # a JAX step: its XLA work without a name stack
+        phases.update({key: FORWARD for key in phases if not is_jax_name(key[0])})  # (parameter layouts)
     return pd.Series([phases[key] for key in keys], index=records.index, dtype=object)

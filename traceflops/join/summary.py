@@ -97,7 +97,8 @@ def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: d
     if "listened on all interfaces" in (capture_info.get("profiler_server") or ""):
         warnings.append(capture_info["profiler_server"])
     warnings += [w for w in capture_info.get("capture_warnings") or [] if w not in warnings]
-    if graph is None and not _no_shapes(trace, graph) and capture_info.get("backend") != "jax":
+    has_tf_ops = bool((trace.events["kind"] == "op").to_numpy().any())
+    if graph is None and has_tf_ops and not _no_shapes(trace, graph) and capture_info.get("backend") != "jax":
         warnings.append("no executed graph beside the trace: attributes (strides, transposes, fused ops, "
                         "einsum equations) are unknown, and counts that need them are unknown")
     if summary["steps"] == 0:

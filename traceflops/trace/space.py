@@ -91,8 +91,12 @@ def _space_contents(path: Path, space, strings: _Strings, share: tuple = (0, 1, 
     total = sum(len(line.events) for *_, lines, _ in with_events for line in lines)
     first, last, parts = share
     window, offset = (total * first // parts, total * last // parts), 0
+    # A trace JAX recorded (its metadata plane says `jax_version`) runs no TensorFlow op: its host events
+    # named `a:B` are runtime TraceMes (PJRT's `ThenExecuteCallback:GetEventForComputeStreamSyncPoint`).
+    tf_ops = not any("jax_version" in info.stats for info in out.planes)
     for plane, stat_names, kept_lines, is_host in with_events:
-        out.plane_inputs.append(_plane_input(plane, stat_names, kept_lines, is_host, strings, window, offset))
+        out.plane_inputs.append(_plane_input(plane, stat_names, kept_lines, is_host, strings, window, offset,
+                                             tf_ops))
         offset += sum(len(line.events) for line in kept_lines)
     _rebase(out.plane_inputs, profile_start)
     return out
@@ -127,7 +131,7 @@ def _rebase(items: list, profile_start: Optional[int]) -> None:
 
 
 def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _Strings, window: tuple,
-                 offset: int) -> PlaneInput:
+                 offset: int, tf_ops: bool = True) -> PlaneInput:
     """Everything of one plane that the vectorised pass needs, taken out of the protobuf message: the
     bytes of its events inside `window` (positions among all decoded events; the plane's first is `offset`)."""
     meta_keys = np.array(sorted(plane.event_metadata.keys()), dtype=np.int64)
@@ -135,7 +139,7 @@ def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _
     for key in meta_keys.tolist():
         meta = plane.event_metadata[key]
         meta_name.append(meta.name)
-        meta_op.append(_split_op_event(meta.name, meta.display_name) if is_host else None)
+        meta_op.append(_split_op_event(meta.name, meta.display_name) if is_host and tf_ops else None)
         meta_stats.append(_stats_dict(meta.stats, stat_names, _WANTED_EVENT_STATS) if meta.stats else {})
     chunks, sizes, line_of, bases, line_codes, line_ends = [], [], [], [], [], []
     for k, line in enumerate(lines):
