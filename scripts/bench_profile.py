@@ -1,7 +1,10 @@
 """Whole-process time of `traceflops profile` against a plain script that loads the model and runs
 the same number of calls, side by side; and the profiler's own overhead on the step time.
 
-    python scripts/bench_profile.py [--model PATH] [--steps 10] [--warmup 3] [--batch-size 1] [--repeats 3]
+    python scripts/bench_profile.py [--model PATH|resnet50v2] [--steps 10] [--warmup 3] [--batch-size 1] [--repeats 3]
+
+`--model resnet50v2` builds Keras' ResNet50V2 (weights=None, 25.6 M parameters) into a temporary
+`.keras` file first (in a child process; not timed): the issue's "ResNet-size model".
 
 Runs, alternately and each in its own process (default model: the bundled example CNN):
 
@@ -10,7 +13,10 @@ Runs, alternately and each in its own process (default model: the bundled exampl
   `traceflops peaks`; the capture runs in its sandboxed child process, which imports TensorFlow);
 - plain: `python -c PLAIN MODEL CALLS BATCH`: import TensorFlow and Keras, load the model, and call it
   as one `tf.function` CALLS times (what the capture calls: 1 instantiating call, W warm-up calls,
-  S profiled calls and 2 spares, W unprofiled calls after the trace), waiting for each result.
+  S profiled calls and 2 spares, W unprofiled calls after the trace), waiting for each result;
+- plain+exit: the same script ending with `os._exit(0)`, as traceflops' capture child ends (its answer
+  written, it skips TensorFlow's interpreter teardown): the ratio against it is what remains of
+  traceflops' own overhead once that difference is set aside.
 
 Prints per run the wall seconds and peak RSS, the medians, the ratio ours/plain, and from ours'
 summary the profiler overhead (median profiled call / median unprofiled warm-up call, same run).
@@ -41,6 +47,9 @@ PLAIN = (
     "for _ in range(calls):\n"
     "    step(x).numpy()\n"
 )
+# The same script ending as traceflops' capture process does: exit at once, without tearing down the
+# interpreter that loaded TensorFlow (over a second for ResNet50V2 on a 2-core machine).
+PLAIN_QUICK_EXIT = PLAIN + "import os; sys.stdout.flush(); os._exit(0)\n"
 
 
 def run(argv) -> tuple:
@@ -64,21 +73,27 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.model == "resnet50v2":
+        import tempfile
+        args.model = str(Path(tempfile.mkdtemp(prefix="traceflops-bench-")) / "resnet50v2.keras")
+        run([sys.executable, "-c", "import sys, keras; keras.applications.ResNet50V2(weights=None)"
+             ".save(sys.argv[1])", args.model])
     calls = 1 + 2 * max(args.warmup, 1) + args.steps + 2
     ours = [sys.executable, "-m", "traceflops", "profile", args.model, "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--json"]
     plain = [sys.executable, "-c", PLAIN, args.model, str(calls), str(args.batch_size)]
+    quick = [sys.executable, "-c", PLAIN_QUICK_EXIT, args.model, str(calls), str(args.batch_size)]
     print(f"machine: {machine()}")
     run([sys.executable, "-m", "traceflops", "peaks"])  # fills the ceilings cache: not timed
     print(f"ours:  {' '.join(ours[1:])}")
     print(f"plain: load {Path(args.model).name}, {calls} calls of one tf.function")
-    walls = {"ours": [], "plain": []}
+    walls = {"ours": [], "plain": [], "plain+exit": []}
     overheads = []
     for repeat in range(max(1, args.repeats)):
-        for name, cmd in (("ours", ours), ("plain", plain)):
+        for name, cmd in (("ours", ours), ("plain", plain), ("plain+exit", quick)):
             wall, out = run(cmd)
             walls[name].append(wall)
-            line = f"  run {repeat + 1} {name:5s} {wall:6.2f} s"
+            line = f"  run {repeat + 1} {name:10s} {wall:6.2f} s"
             if name == "ours":
                 summary = json.loads(out[out.index("{"):])
                 overheads.append(summary.get("profiler_overhead"))
@@ -89,8 +104,9 @@ def main(argv=None) -> int:
     medians = {name: statistics.median(values) for name, values in walls.items()}
     print()
     for name, value in medians.items():
-        print(f"{name:6s} median {value:6.2f} s")
+        print(f"{name:10s} median {value:6.2f} s")
     print(f"ratio ours/plain (whole process): {medians['ours'] / medians['plain']:.2f}")
+    print(f"ratio ours/plain+exit (both skip TensorFlow's teardown): {medians['ours'] / medians['plain+exit']:.2f}")
     known = [o for o in overheads if o is not None]
     if known:
         print(f"profiler overhead (median of runs): {statistics.median(known):.3f}x the unprofiled step time")
