@@ -2,10 +2,12 @@
 
 Several files: a worker parses each file. One large file: once its message
 is parsed, the process forks, and each of the two decodes half of the
-events (`parse_split`). A worker leaves its event columns in a temporary file
-(pipes are slow for 100s of MB); the rest of its parts come back pickled.
-Where workers cannot run (no process support, a worker died), the file is
-parsed in this process.
+events (`parse_split`); the CLI forks earlier still, before it imports pandas,
+and its child parses the message and hands over the first half's bytes
+(`prefetch`, `collect_prefetched`). A worker leaves its event columns in a
+temporary file (pipes are slow for 100s of MB), read back mapped; the rest of
+its parts come back pickled. Where workers cannot run (no process support, a
+worker died), the file is parsed in this process.
 """
 from __future__ import annotations
 
