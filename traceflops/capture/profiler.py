@@ -136,6 +136,12 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
+# A profiled call's time over the warm unprofiled call's, allowed for in the level-3 window. Measured on
+# ResNet50V2 and the example CNN on a 2-core CPU (19 runs): median 1.21, 18 of 19 at most 1.44, one 1.71
+# (which no margin short of doubling the idle time would cover; the summary then says fewer steps).
+PROFILED_CALL_ALLOWANCE = 1.35
+
+
 def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_level):
     """Record level 3 through the loopback profiler service while steps run."""
     from xprof.convert import _pywrap_profiler_plugin as plugin
@@ -143,8 +149,11 @@ def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_le
     # The service starts its session a few milliseconds after the request; we
     # wait out that start, run the requested steps plus one spare at each end
     # (the analysis drops the first recorded step), and let the window close.
+    # The window is fixed now and the time after the steps is idle: it allows each
+    # profiled call PROFILED_CALL_ALLOWANCE x the warm call (with the spare calls,
+    # steps + 1 calls fit up to 1.47x for 10 steps).
     startup_s = 0.1
-    duration_ms = int(1000 * startup_s + 1.5 * (steps + 2) * step_time_us / 1000 + 100)
+    duration_ms = int(1000 * startup_s + PROFILED_CALL_ALLOWANCE * (steps + 2) * step_time_us / 1000 + 100)
 
     def trace():
         # Runs on the service thread, inside its network namespace, like the server.
