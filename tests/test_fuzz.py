@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -443,8 +444,11 @@ def test_a_file_decoded_in_shares_is_the_file_decoded_whole(space, data):
     blob = space.SerializeToString()
     try:
         whole = _parse_file("x.xplane.pb", blob)
-    except TraceflopsError:
-        return  # refused whole, refused in shares: the same first step
+    except TraceflopsError as refused:
+        with pytest.raises(TraceflopsError) as in_shares:  # the same first step refuses a share alike
+            _parse_file("x.xplane.pb", blob, share=(1, 2, 2))
+        assert str(in_shares.value) == str(refused)
+        return
     parts = data.draw(st.integers(2, 7))
     cuts = sorted(data.draw(st.lists(st.integers(0, parts), min_size=1, max_size=2)))
     bounds = [0, *cuts, parts]

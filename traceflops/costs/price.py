@@ -127,7 +127,8 @@ class HloIndex:
     """The executable instructions of every module, found by (program id, name) or (module, name)."""
 
     def __init__(self, modules):
-        self.by_program, self.by_module, self.by_kernel_name = {}, {}, {}
+        self.by_program, self.by_module = {}, {}
+        self._by_kernel_name = None  # built on first use: only CUDA-graph kernels need it
         for module in modules:
             costs = hlo.ModuleCosts(module.proto)
             for computation in hlo.module.executable_computations(module.proto):
@@ -135,9 +136,6 @@ class HloIndex:
                     op = HloOp(costs, instruction, int(module.program_id), module.name)
                     self.by_program[(op.program_id, instruction.name)] = op
                     self.by_module.setdefault((module.name, instruction.name), []).append(op)
-                    for key in ((op.program_id, _sanitized(instruction.name)),
-                                (module.name, _sanitized(instruction.name))):
-                        self.by_kernel_name.setdefault(key, []).append(op)
 
     def describe(self, program_id, module_name, hlo_op: str) -> Optional[HloOp]:
         """The instruction a kernel or host event names; by program id first, else an unambiguous
@@ -155,11 +153,16 @@ class HloIndex:
         `gemm_fusion_dot_2`). For kernels whose `hlo_op` names no instruction of the module: those XLA
         launches inside a CUDA graph (`command_buffer_6`, a thunk the module's HLO does not hold).
         By program id first, else an unambiguous (module, name) match, as `describe`."""
+        if self._by_kernel_name is None:
+            self._by_kernel_name = {}
+            for (program, name), op in self.by_program.items():
+                for key in ((program, _sanitized(name)), (op.module_name, _sanitized(name))):
+                    self._by_kernel_name.setdefault(key, []).append(op)
         if program_id is not None and program_id == program_id:  # NaN-safe
-            found = self.by_kernel_name.get((int(program_id), kernel_name), [])
+            found = self._by_kernel_name.get((int(program_id), kernel_name), [])
             if len(found) == 1:
                 return found[0]
-        candidates = self.by_kernel_name.get((module_name, kernel_name), [])
+        candidates = self._by_kernel_name.get((module_name, kernel_name), [])
         return candidates[0] if len(candidates) == 1 else None
 
 

@@ -62,12 +62,13 @@ NO_SHAPES_WARNING = (
     "(and --batch-size, --train as it ran), or record with `traceflops profile` or traceflops.keras.ProfileCallback")
 
 
-def _no_shapes(trace, graph) -> bool:
-    if graph is not None:
-        return False
-    # Two columns, not the whole table: a trace has millions of rows.
+def _tf_ops_and_shapes(trace, graph) -> tuple:
+    """(whether the trace has TensorFlow op events, whether they carry no shapes and no executed graph
+    describes them); from two columns, once: a trace has millions of rows."""
     is_op = (trace.events["kind"] == "op").to_numpy()
-    return bool(is_op.any()) and not trace.events["shape"].notna().to_numpy()[is_op].any()
+    has_ops = bool(is_op.any())
+    no_shapes = graph is None and has_ops and not trace.events["shape"].notna().to_numpy()[is_op].any()
+    return has_ops, bool(no_shapes)
 
 
 def withhold_misleading_totals(summary: dict, no_shapes: bool = False) -> None:
@@ -86,19 +87,19 @@ def withhold_misleading_totals(summary: dict, no_shapes: bool = False) -> None:
         f"rates are withheld (unknown): {why}")
 
 
-def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: dict) -> list:
+def analysis_warnings(trace, graph, summary: dict, steps_wanted, capture_info: dict, has_tf_ops: bool,
+                      no_shapes: bool) -> list:
     """What the reader of the figures must know: the trace's own errors and damage, missing steps,
     an exposed profiler server, a missing executed graph or missing shapes."""
     warnings = list(trace.errors) + list(trace.warnings)
-    if _no_shapes(trace, graph):
+    if no_shapes:
         warnings.append(NO_SHAPES_WARNING)
     if steps_wanted and summary["steps"] < steps_wanted:
         warnings.append(f"{summary['steps']} complete steps were recorded, fewer than the {steps_wanted} asked for")
     if "listened on all interfaces" in (capture_info.get("profiler_server") or ""):
         warnings.append(capture_info["profiler_server"])
     warnings += [w for w in capture_info.get("capture_warnings") or [] if w not in warnings]
-    has_tf_ops = bool((trace.events["kind"] == "op").to_numpy().any())
-    if graph is None and has_tf_ops and not _no_shapes(trace, graph) and capture_info.get("backend") != "jax":
+    if graph is None and has_tf_ops and not no_shapes and capture_info.get("backend") != "jax":
         warnings.append("no executed graph beside the trace: attributes (strides, transposes, fused ops, "
                         "einsum equations) are unknown, and counts that need them are unknown")
     if summary["steps"] == 0:
@@ -130,6 +131,7 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
     """summary.json: what ran (capture info), the per-step figures, and the warnings."""
     from pathlib import Path
     figures = summarize(ops, step_rows, num_steps)
+    has_tf_ops, no_shapes = _tf_ops_and_shapes(trace, graph)
     if set(ops["phase"]) - {"forward"}:  # a training step: the split of its work
         figures.update(by_phase(ops, num_steps))
     summary = {
@@ -146,7 +148,7 @@ def build_summary(ops: pd.DataFrame, step_rows: pd.DataFrame, num_steps: int, tr
            if capture_info.get("backend") == "jax" else {}),
         "trace_files": list(trace.paths),
         "run_dir": run_dir,
-        "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info),
+        "warnings": analysis_warnings(trace, graph, figures, steps_wanted, capture_info, has_tf_ops, no_shapes),
     }
-    withhold_misleading_totals(summary, _no_shapes(trace, graph))
+    withhold_misleading_totals(summary, no_shapes)
     return summary

@@ -94,12 +94,11 @@ def merge_shares(parts: list) -> FileParts:
     for part in parts:
         columns = part.columns
         part.columns = None
+        remap = None if part is first else _remap(part.strings, first.strings, codes)  # first: its own table
         if isinstance(columns, _Columns):
-            pieces.parts.extend(_remapped(piece, _remap(part.strings, first.strings, codes))
-                                for piece in columns.parts)
+            pieces.parts.extend(_remapped(piece, remap) for piece in columns.parts)
         else:
-            pieces.add(**_remapped({name: getattr(columns, name) for name in _ARRAY_DTYPES},
-                                   _remap(part.strings, first.strings, codes)))
+            pieces.add(**_remapped({name: getattr(columns, name) for name in _ARRAY_DTYPES}, remap))
         if part is not first:
             for mine, theirs in zip(first.skipped, part.skipped):
                 mine.add(theirs)
