@@ -13,13 +13,15 @@ Runs, alternately and each in its own process (default model: the bundled exampl
   `traceflops peaks`; the capture runs in its sandboxed child process, which imports TensorFlow);
 - plain: `python -c PLAIN MODEL CALLS BATCH`: import TensorFlow and Keras, load the model, and call it
   as one `tf.function` CALLS times (what the capture calls: 1 instantiating call, W warm-up calls,
-  S profiled calls and 2 spares, W unprofiled calls after the trace), waiting for each result;
+  W unprofiled timed calls, S profiled calls and the spare before them), waiting for each result;
 - plain+exit: the same script ending with `os._exit(0)`, as traceflops' capture child ends (its answer
   written, it skips TensorFlow's interpreter teardown): the ratio against it is what remains of
   traceflops' own overhead once that difference is set aside.
 
-Prints per run the wall seconds and peak RSS, the medians, the ratio ours/plain, and from ours'
-summary the profiler overhead (median profiled call / median unprofiled warm-up call, same run).
+Prints per run the wall seconds, the medians, the ratio of the medians ours/plain, the median of the
+per-repeat ratios (each repeat's runs are neighbours in time, so a drift of the machine's speed
+cancels), and from ours' summary the profiler overhead (median profiled call / median unprofiled
+warm call, same run).
 """
 from __future__ import annotations
 
@@ -53,16 +55,24 @@ PLAIN_QUICK_EXIT = PLAIN + "import os; sys.stdout.flush(); os._exit(0)\n"
 
 
 def run(argv) -> tuple:
-    """(wall seconds, peak RSS bytes of the child and its descendants' largest, stdout) of one child."""
+    """(wall seconds until the process exits, its stdout) of one command. Its output goes to files, not
+    pipes: the wall time is the process's own, as a shell waiting for it sees it (traceflops' capture
+    child, its stdout on our stderr, may still be returning its memory to the system then)."""
+    import tempfile
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO), env=env)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=str(REPO), env=env)
+        proc.wait()
+        wall = time.perf_counter() - start
+        time.sleep(0.5)  # let a capture child that is still exiting finish before the next run starts
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
         raise SystemExit(f"{argv[:4]} failed with exit code {proc.returncode}: {' | '.join(tail)}")
-    return wall, out.decode("utf-8", "replace")
+    return wall, stdout.decode("utf-8", "replace")
 
 
 def main(argv=None) -> int:
@@ -78,7 +88,7 @@ def main(argv=None) -> int:
         args.model = str(Path(tempfile.mkdtemp(prefix="traceflops-bench-")) / "resnet50v2.keras")
         run([sys.executable, "-c", "import sys, keras; keras.applications.ResNet50V2(weights=None)"
              ".save(sys.argv[1])", args.model])
-    calls = 1 + 2 * max(args.warmup, 1) + args.steps + 2
+    calls = 1 + 2 * max(args.warmup, 1) + args.steps + 1
     ours = [sys.executable, "-m", "traceflops", "profile", args.model, "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--json"]
     plain = [sys.executable, "-c", PLAIN, args.model, str(calls), str(args.batch_size)]
@@ -107,6 +117,9 @@ def main(argv=None) -> int:
         print(f"{name:10s} median {value:6.2f} s")
     print(f"ratio ours/plain (whole process): {medians['ours'] / medians['plain']:.2f}")
     print(f"ratio ours/plain+exit (both skip TensorFlow's teardown): {medians['ours'] / medians['plain+exit']:.2f}")
+    for peer in ("plain", "plain+exit"):
+        paired = statistics.median(o / p for o, p in zip(walls["ours"], walls[peer]))
+        print(f"median of per-repeat ratios ours/{peer}: {paired:.2f}")
     known = [o for o in overheads if o is not None]
     if known:
         print(f"profiler overhead (median of runs): {statistics.median(known):.3f}x the unprofiled step time")

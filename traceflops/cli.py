@@ -160,8 +160,25 @@ def _prefetch(args) -> None:
         prefetch(files[0], tune_allocator=True)  # this process is the CLI's own
 
 
+def _prestart(args) -> None:
+    """`profile` on TensorFlow at host tracer level 3: start its sandboxed capture child now, before the
+    rest of traceflops is imported, so that TensorFlow's import there starts as early as it can
+    (capture/sandbox.py: prestart; `run` ends it if nothing used it)."""
+    if args.command != "profile" or args.host_tracer_level != 3:
+        return
+    from .capture.options import resolve_backend
+    try:
+        if resolve_backend(args.backend) != "tensorflow":
+            return
+    except TraceflopsError:
+        return  # said again by profile itself
+    from .capture import sandbox
+    sandbox.prestart()
+
+
 def _run(args) -> int:
     _prefetch(args)
+    _prestart(args)
     from . import api  # light: the stages are imported where used (profile: while its capture runs)
     if args.command == "peaks":
         return _peaks(args)
@@ -251,6 +268,9 @@ def main(argv=None) -> int:
         print(f"traceflops: internal error: {type(exc).__name__}: {text} "
               "(set TRACEFLOPS_DEBUG=1 for a traceback)", file=sys.stderr)
         return INTERNAL_ERROR
+    finally:
+        if "traceflops.capture.sandbox" in sys.modules:  # a capture child started for nothing (an error)
+            sys.modules["traceflops.capture.sandbox"].discard_prestarted()
 
 
 def run() -> None:

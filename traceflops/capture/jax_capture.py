@@ -112,15 +112,15 @@ def _model_path(model, scratch: str) -> str:
 # ---------------------------------------------------------------- child side
 
 def child_main() -> None:
-    request = json.loads(sys.stdin.read())
+    from .sandbox import answer_and_exit, read_request
+    request = read_request()
     try:
         answer = {"result": run_request(request)}
     except TraceflopsError as exc:
         answer = {"error": str(exc), "error_type": type(exc).__name__}
     except KeyboardInterrupt:
         answer = {"error": "interrupted", "error_type": "KeyboardInterrupt"}
-    from .sandbox import answer_and_exit
-    answer_and_exit(request["answer_path"], answer)
+    answer_and_exit(request, answer)
 
 
 def _import_keras_on_jax():

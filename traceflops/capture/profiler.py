@@ -7,7 +7,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..errors import CaptureError
 from .tf import _import_tf
@@ -137,23 +137,83 @@ def _stdout_to_stderr():
 
 
 # A profiled call's time over the warm unprofiled call's, allowed for in the level-3 window. Measured on
-# ResNet50V2 and the example CNN on a 2-core CPU (19 runs): median 1.21, 18 of 19 at most 1.44, one 1.71
-# (which no margin short of doubling the idle time would cover; the summary then says fewer steps).
+# ResNet50V2 and the example CNN on a 2-core CPU (19 runs): median 1.21, 18 of 19 at most 1.44, one 1.71.
+# Where the window can be ended early (`_SessionEnder`), it is sized for the slow case and closed as soon
+# as the steps are done; where it cannot, it is sized for the usual case and the time after the steps is idle.
 PROFILED_CALL_ALLOWANCE = 1.35
+PROFILED_CALL_ALLOWANCE_ENDED_EARLY = 3.0
 
 
-def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_level):
-    """Record level 3 through the loopback profiler service while steps run."""
+def _session_names(start_s: float, end_s: float) -> list:
+    """The names the trace client may have given its session: it names it by the local time to the second
+    when it starts (XProf's CaptureRemoteTrace: GetCurrentTimeStampAsString, also the run folder's name)."""
+    return [time.strftime("%Y_%m_%d_%H_%M_%S", time.localtime(second))
+            for second in range(int(start_s), int(end_s) + 1)]
+
+
+class _SessionEnder:
+    """Asks the profiler server to end a session now rather than at its window's end (the service's
+    Terminate call: the server stops within a millisecond and writes what it recorded). Connected
+    before the profiled steps, so that the call after them is a round trip on the loopback. Only from a
+    process wholly inside the private network namespace: there 127.0.0.1 is the server's own loopback."""
+
+    def __init__(self, port: int):
+        import grpc  # a TensorFlow dependency; its client opens no listening socket
+        self._grpc = grpc
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(self._channel).result(timeout=5)
+        self._terminate = self._channel.unary_unary("/tensorflow.ProfilerService/Terminate",
+                                                    request_serializer=bytes, response_deserializer=bytes)
+
+    @classmethod
+    def connect(cls, port: int) -> Optional["_SessionEnder"]:
+        """None where the session cannot be ended early (its window then closes by itself)."""
+        if not SERVER_ISOLATED:
+            return None
+        try:
+            return cls(port)
+        except Exception:  # noqa: BLE001  (no grpc module, or no connection: the window closes by itself)
+            return None
+
+    def end(self, names: list) -> bool:
+        """End the session, whichever of `names` it has. The server keeps a stop mark for each name that
+        ended nothing: harmless in the capture child, which records one session."""
+        try:
+            for name in names:
+                field = name.encode()
+                # TerminateRequest {string session_id = 1}: tag 0x0a, length (one byte: names are 19 long).
+                self._terminate(b"\x0a" + bytes([len(field)]) + field, timeout=5)
+        except self._grpc.RpcError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class Level3(NamedTuple):
+    times_us: list  # the profiled calls' wall times
+    collected_meanwhile: object  # what `while_collecting()` returned
+    window_ms: int  # the session's requested length
+    ended_early: bool  # ended by us once the steps were done, not by the window's end
+
+
+def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_level,
+                  while_collecting=None) -> Level3:
+    """Record level 3 through the loopback profiler service while steps run; `while_collecting()` is
+    work done while the server collects and writes the trace."""
     from xprof.convert import _pywrap_profiler_plugin as plugin
     service = _profiler_service()
-    # The service starts its session a few milliseconds after the request; we
-    # wait out that start, run the requested steps plus one spare at each end
-    # (the analysis drops the first recorded step), and let the window close.
-    # The window is fixed now and the time after the steps is idle: it allows each
-    # profiled call PROFILED_CALL_ALLOWANCE x the warm call (with the spare calls,
-    # steps + 1 calls fit up to 1.47x for 10 steps).
+    ender = _SessionEnder.connect(service.port)
+    ends_early = ender is not None
+    # The service starts its session a few milliseconds after the request; we wait out that start and
+    # run the requested steps plus one spare first (the analysis drops the first recorded step, which
+    # absorbs the profiler's start). Then we end the session, or, where we cannot, let the window close:
+    # a spare last step then covers a window that closes early.
     startup_s = 0.1
-    duration_ms = int(1000 * startup_s + PROFILED_CALL_ALLOWANCE * (steps + 2) * step_time_us / 1000 + 100)
+    calls = steps + (1 if ends_early else 2)
+    allowance = PROFILED_CALL_ALLOWANCE_ENDED_EARLY if ends_early else PROFILED_CALL_ALLOWANCE
+    duration_ms = int(1000 * startup_s + allowance * calls * step_time_us / 1000 + 100)
 
     def trace():
         # Runs on the service thread, inside its network namespace, like the server.
@@ -161,16 +221,22 @@ def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_le
                      {"host_tracer_level": 3, "device_tracer_level": device_tracer_level,
                       "python_tracer_level": 0})
 
-    with _stdout_to_stderr():
+    with _stdout_to_stderr(), contextlib.ExitStack() as cleanup:
+        if ender is not None:
+            cleanup.callback(ender.close)
+        requested_s = time.time()
         done = service.submit(trace)
         time.sleep(startup_s)
-        times = _run_steps(step_fn, inputs, steps + 2)
+        started_s = time.time()
+        times = _run_steps(step_fn, inputs, calls)
+        ended_early = ender is not None and not done and ender.end(_session_names(requested_s, started_s))
+        extra = while_collecting() if while_collecting is not None else None
         while not done:
-            time.sleep(0.01)
+            time.sleep(0.005)
     status, value = done[0]
     if status == "error":
         raise CaptureError(f"the profiler service failed to record a trace: {value}")
-    return times
+    return Level3(times, extra, duration_ms, bool(ended_early))
 
 
 def _trace_level2(logdir, step_fn, inputs, steps):

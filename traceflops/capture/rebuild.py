@@ -20,10 +20,7 @@ TensorFlow.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from typing import Optional
 
@@ -133,9 +130,9 @@ def _child_request(request: dict) -> dict:
 
 
 def child_main() -> None:
-    request = json.loads(sys.stdin.read())
-    from .sandbox import answer_and_exit
-    answer_and_exit(request["answer_path"], _child_request(request))
+    from .sandbox import answer_and_exit, read_request
+    request = read_request()
+    answer_and_exit(request, _child_request(request))
 
 
 _BOOTSTRAP = "from traceflops.capture import rebuild; rebuild.child_main()"
@@ -146,7 +143,7 @@ def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = F
     """`rebuild_graph` in a child process; `model` is a path or an in-memory Keras model (saved first).
     `onednn`: whether the trace ran oneDNN kernels (`_Mkl...` types); the child's
     TF_ENABLE_ONEDNN_OPTS follows it so its kernel types are the trace's (None: inherited)."""
-    from .sandbox import _stderr_fd
+    from .sandbox import run_child
     scratch = tempfile.mkdtemp(prefix=".traceflops-rebuild-")
     try:
         if isinstance(model, (str, os.PathLike)):
@@ -165,15 +162,10 @@ def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = F
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         if onednn is not None:
             env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
-        process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
-                                   stdout=_stderr_fd(), env=env)
-        process.communicate(json.dumps(request).encode())
-        try:
-            with open(answer_path) as stream:
-                answer = json.load(stream)
-        except (OSError, ValueError):
+        answer, status = run_child(_BOOTSTRAP, request, answer_path, env)
+        if answer is None:
             raise ModelError(f"rebuilding the model's graph: the process ended without an answer "
-                             f"(exit status {process.returncode})") from None
+                             f"(exit status {status})")
         if "error" in answer:
             raise ModelError(answer["error"])
         return answer["record"]

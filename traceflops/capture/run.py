@@ -77,14 +77,13 @@ def resolve_device(device: str) -> str:
 @dataclass
 class _Run:
     """What running the step under the profiler gave."""
-    concrete: object  # the traced ConcreteFunction (static shapes of every tensor)
-    run_metadata: object  # the executed partition graphs, from the first call
-    layer_scopes: dict
+    record: dict  # the executed graph as JSON-able data (graph_record.py), with the layer scopes
     warm_times_us: list  # unprofiled steps after compilation
     times_us: list  # the profiled steps
     unprofiled_us: list  # warm steps timed the same way without the profiler (profiler_overhead)
     training: object  # train.TrainingSetup or None
     before: set  # trace files that existed before the capture
+    window: dict  # level 3: the session's requested length, and whether it was ended once the steps were done
 
 
 def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
@@ -113,8 +112,7 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     if not new_files:
         raise CaptureError(f"{logdir}: the profiler wrote no trace")
     run_dir = new_files[0].parent
-    record = graph_record(run.run_metadata, run.concrete)
-    record["layer_scopes"] = run.layer_scopes
+    record = run.record
     _write_json(run_dir / GRAPH_FILE, record)
     info = _capture_info(model, device_name, options, threads, inter_op_threads, run, tf.__version__)
     _write_json(run_dir / CAPTURE_FILE, info)
@@ -149,15 +147,19 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
             context.disable_run_metadata()
         warmup = max(options["warmup"], 1)
         warm_times = _run_steps(step_fn, inputs, warmup, first_step=-1 - warmup)
-        before = set(logdir.rglob("*.xplane.pb"))
-        if options["host_tracer_level"] == 3:
-            times = _trace_level3(logdir, step_fn, inputs, options["steps"], statistics.median(warm_times),
-                                  1 if "GPU" in device_name else 0)
-        else:
-            times = _trace_level2(logdir, step_fn, inputs, options["steps"])
-        # As many unprofiled calls again, now warm for sure: with the later warm-up calls they are the
-        # baseline of the profiler's overhead (summary: profiler_overhead).
+        # As many unprofiled calls again, warm for sure, just before the capture: with the later warm-up
+        # calls they are the baseline of the profiler's overhead (summary: profiler_overhead).
         unprofiled = warm_times[1:] + _run_steps(step_fn, inputs, warmup, first_step=-1000)
+        before = set(logdir.rglob("*.xplane.pb"))
+        record_graph = lambda: graph_record(run_metadata, concrete)  # noqa: E731
+        if options["host_tracer_level"] == 3:
+            # The executed graph is written down while the profiler server collects the trace.
+            traced = _trace_level3(logdir, step_fn, inputs, options["steps"], statistics.median(unprofiled),
+                                   1 if "GPU" in device_name else 0, while_collecting=record_graph)
+            times, record = traced.times_us, traced.collected_meanwhile
+            window = {"profiler_window_ms": traced.window_ms, "profiler_session_ended_early": traced.ended_early}
+        else:
+            times, record, window = _trace_level2(logdir, step_fn, inputs, options["steps"]), record_graph(), {}
     except (UsageError, CaptureError, ModelError):
         raise
     except Exception as exc:
@@ -165,7 +167,8 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
         raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {cause_of(exc)}") from None
     finally:
         train_stage.restore(saved)
-    return _Run(concrete, run_metadata, layer_scopes, warm_times, times, unprofiled, training, before)
+    record["layer_scopes"] = layer_scopes
+    return _Run(record, warm_times, times, unprofiled, training, before, window)
 
 
 def _capture_info(model, device_name: str, options: dict, threads, threads_asked, run: _Run, version: str) -> dict:
@@ -176,7 +179,7 @@ def _capture_info(model, device_name: str, options: dict, threads, threads_asked
             "steps": options["steps"], "profiler_server": server_note, "warmup": options["warmup"],
             "host_tracer_level": level, "jit_compile": options["jit_compile"], "inter_op_threads": threads,
             "step_wall_times_us": run.times_us, "unprofiled_step_wall_times_us": run.unprofiled_us,
-            "tensorflow": version}
+            "tensorflow": version, **run.window}
     if run.training is not None:
         info["training"] = run.training.describe()
     if threads_asked and threads != threads_asked:

@@ -19,8 +19,11 @@ names the risk.
 
 The child is `python -c "from traceflops.capture import sandbox; sandbox.child_main()"`:
 importing `traceflops` and `traceflops.capture` loads no numpy or TensorFlow (so
-no thread exists yet when it calls unshare). It reads a JSON request on stdin and
-writes a JSON answer to the file the request names.
+no thread exists yet when it calls unshare). It enters the namespace, imports
+TensorFlow, then reads a JSON request on stdin (the CLI starts it ahead of its
+request, `prestart`, so that the import runs while the parent starts up), writes
+a JSON answer to the file the request names and closes the pipe the parent
+waits on (`answer_fd`) before it exits.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ import os
 import socket
 import subprocess
 import sys
-from typing import Optional
+import threading
+from typing import NamedTuple, Optional
 
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
@@ -78,11 +82,11 @@ def enter_private_network() -> Optional[str]:
     return None
 
 
-def _run_request(request: dict) -> dict:
-    """In the child: isolate, then load and capture; the answer says how it went."""
+def _run_request(request: dict, reason: Optional[str]) -> dict:
+    """In the child, isolated (`reason`: why not, or None): load and capture; the answer says how it went."""
     from ..errors import TraceflopsError
     kwargs = dict(request["capture"])
-    reason = enter_private_network() if kwargs.get("host_tracer_level") == 3 else None
+    reason = reason if kwargs.get("host_tracer_level") == 3 else None
     note = ISOLATED_NOTE if kwargs.get("host_tracer_level") == 3 and reason is None else ""
     if reason is not None:
         if request.get("allow_exposed_server"):
@@ -111,18 +115,48 @@ def _run_request(request: dict) -> dict:
 
 
 def child_main() -> None:
-    request = json.loads(sys.stdin.read())
-    answer_and_exit(request["answer_path"], _run_request(request))
+    # First, while this process has one thread (a user namespace admits no other), the private network;
+    # then TensorFlow, which the capture needs whatever it is asked: a child started ahead of its request
+    # (`prestart`) imports it while the parent is still starting up. The request waits in the pipe.
+    reason = enter_private_network()
+    interrupted = False
+    try:
+        from .tf import _import_tf
+        _import_tf()
+    except KeyboardInterrupt:
+        interrupted = True
+    except Exception:  # noqa: BLE001  (a broken install: the capture's own import says so in its answer)
+        pass
+    request = read_request()
+    if interrupted:
+        answer_and_exit(request, {"error": "interrupted", "error_type": "KeyboardInterrupt"})
+    answer_and_exit(request, _run_request(request, reason))
 
 
-def answer_and_exit(answer_path: str, answer: dict) -> None:
-    """End a child process (of `run_child`): write its answer, flush, and exit at once. Tearing down an
-    interpreter that loaded TensorFlow takes over a second (measured: 1.5 s after ResNet50V2 on a 2-core
-    machine), and the parent waits for the exit; the trace and every file are written by then."""
+def read_request() -> dict:
+    """In a child of `run_child`: its request, from stdin (none: the parent let it go; it exits quietly).
+    The descriptor it signals its answer on is kept from any process it starts (one holding it open
+    would hold up the parent)."""
+    text = sys.stdin.read()
+    if not text.strip():
+        os._exit(1)
+    request = json.loads(text)
+    if request.get("answer_fd") is not None:
+        os.set_inheritable(request["answer_fd"], False)
+    return request
+
+
+def answer_and_exit(request: dict, answer: dict) -> None:
+    """End a child process (of `run_child`): write its answer, tell the parent (close `answer_fd`), flush,
+    and exit at once. Tearing down an interpreter that loaded TensorFlow takes over a second (measured:
+    1.5 s after ResNet50V2 on a 2-core machine), and even `os._exit` frees the process's memory for a
+    tenth of a second, which the parent need not wait for; the trace and every file are written by then."""
     from ..files import atomic_write_text
-    atomic_write_text(answer_path, json.dumps(answer))
+    atomic_write_text(request["answer_path"], json.dumps(answer))
     sys.stdout.flush()
     sys.stderr.flush()
+    if request.get("answer_fd") is not None:
+        os.close(request["answer_fd"])
     os._exit(0)
 
 
@@ -138,36 +172,97 @@ def _stderr_fd():
         return None
 
 
+def capture_env() -> dict:
+    """The environment of the capture child."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+
+
 def run_capture_in_child(model_path: str, capture_kwargs: dict, answer_path: str,
                          allow_unsafe: bool = False, allow_exposed_server: bool = False) -> dict:
     """Run the capture in a sandboxed child (module doc); returns its answer. Ctrl-C reaches the child
     too (same process group); the parent then raises KeyboardInterrupt."""
     request = {"model_path": str(model_path), "capture": capture_kwargs, "answer_path": answer_path,
                "allow_unsafe": allow_unsafe, "allow_exposed_server": allow_exposed_server}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    answer, status = run_child(_BOOTSTRAP, request, answer_path, env)
+    answer, status = run_child(_BOOTSTRAP, request, answer_path, capture_env())
     if answer is None:
         return {"error": f"the capture process ended without an answer (exit status {status})",
                 "error_type": "CaptureError"}
     return answer
 
 
-def run_child(bootstrap: str, request: dict, answer_path: str, env: dict):
-    """(the answer the child wrote to `answer_path`, or None; its exit status) of `python -c bootstrap`
-    fed `request` as JSON on stdin. Ctrl-C reaches the child too (same process group)."""
-    # The child's stdout carries TensorFlow's and the profiler client's chatter: keep ours clean.
-    process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
-                               stdout=_stderr_fd(), env=env)
+class _Child(NamedTuple):
+    process: subprocess.Popen
+    answered: int  # our end of the pipe the child closes once its answer is written
+    answer_fd: int  # the child's end, by its number in the child
+    env: dict
+
+
+def _spawn(bootstrap: str, env: dict) -> _Child:
+    read_end, write_end = os.pipe()
     try:
-        process.communicate(json.dumps(request).encode())
-    except KeyboardInterrupt:
-        process.wait()
+        # The child's stdout carries TensorFlow's and the profiler client's chatter: keep ours clean.
+        process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
+                                   stdout=_stderr_fd(), env=env, pass_fds=(write_end,))
+    except BaseException:
+        os.close(read_end)
         raise
+    finally:
+        os.close(write_end)
+    return _Child(process, read_end, write_end, env)
+
+
+_PRESTARTED: dict = {}  # bootstrap -> _Child started ahead of its request
+
+
+def prestart() -> None:
+    """Start the capture child now, ahead of its request (the CLI's `profile`, first thing): it enters its
+    network namespace and imports TensorFlow while this process imports and checks everything else.
+    One not used is ended by `discard_prestarted`."""
+    if _BOOTSTRAP not in _PRESTARTED:
+        _PRESTARTED[_BOOTSTRAP] = _spawn(_BOOTSTRAP, capture_env())
+
+
+def discard_prestarted() -> None:
+    """End the children `prestart` started that no request went to."""
+    while _PRESTARTED:
+        _, child = _PRESTARTED.popitem()
+        child.process.kill()
+        child.process.wait()
+        os.close(child.answered)
+
+
+def run_child(bootstrap: str, request: dict, answer_path: str, env: dict):
+    """(the answer the child wrote to `answer_path`, or None; its exit status, None while it still runs)
+    of `python -c bootstrap` fed `request` as JSON on stdin (a prestarted child, when there is one for
+    this bootstrap and environment). The child closes a pipe (`answer_fd`) once its answer is written; it
+    is then left to exit (reaped by a thread) while the caller goes on. Ctrl-C reaches the child too
+    (same process group)."""
+    child = _PRESTARTED.pop(bootstrap, None)
+    if child is not None and child.env != env:
+        _PRESTARTED[bootstrap] = child
+        discard_prestarted()
+        child = None
+    child = child or _spawn(bootstrap, env)
+    process = child.process
+    with os.fdopen(child.answered, "rb") as answered:
+        try:
+            try:
+                process.stdin.write(json.dumps({**request, "answer_path": answer_path,
+                                                "answer_fd": child.answer_fd}).encode())
+                process.stdin.close()
+            except BrokenPipeError:  # the child ended at once: its exit status says why
+                pass
+            answered.read()  # end of file: the answer is written, or the child is gone
+        except KeyboardInterrupt:
+            process.wait()
+            raise
     try:
         with open(answer_path) as stream:
-            return json.load(stream), process.returncode
+            answer = json.load(stream)
     except (OSError, ValueError):
-        return None, process.returncode
+        return None, process.wait()
+    threading.Thread(target=process.wait, name="traceflops-reap-child", daemon=True).start()
+    return answer, None
 
 
 _ERRORS = {"UsageError", "ModelError", "CaptureError", "TraceError"}
