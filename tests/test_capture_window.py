@@ -34,8 +34,10 @@ def _session_times_ns(trace_file: Path) -> tuple:
 @pytest.mark.tf
 def test_session_ends_once_the_steps_are_done(tf_runtime, tmp_path):
     import keras
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, name="fc")], name="mlp")
-    steps = 4
+    # Calls of some milliseconds, so that the window (3x the warm call per profiled call, plus 200 ms) is
+    # far longer than the calls take even on a loaded machine: only an ended session stops early.
+    model = keras.Sequential([keras.Input((48, 48, 16)), keras.layers.Conv2D(32, 3, name="conv")], name="cnn")
+    steps = 6
     result = traceflops.profile(model, out=tmp_path / "out", batch_size=8, steps=steps, warmup=2, roofline=False)
     run_dir = Path(result.run_dir)
     info = json.loads((run_dir / "traceflops_capture.json").read_text())
@@ -47,9 +49,9 @@ def test_session_ends_once_the_steps_are_done(tf_runtime, tmp_path):
     recorded = events[events["kind"] == "step"]
     assert sorted(recorded["step"]) == list(range(steps + 1))
     assert result.summary["steps"] == steps
-    # A window that closed by itself leaves at least its 100 ms pad idle after the last call (module
-    # profiler.py: startup + allowance x calls x warm call + 100 ms, the allowance covering the calls);
-    # an ended session stops within the Terminate round trip.
+    # A window that closes by itself leaves at least its 100 ms pad idle after the last call (profiler.py:
+    # startup + allowance x calls x warm call + 100 ms, the allowance covering the calls); an ended
+    # session stops within the Terminate round trip.
     start_ns, stop_ns = _session_times_ns(trace_file)
     last_step_end_ps = int((recorded["start_ps"] + recorded["duration_ps"]).max())
     idle_after_steps_ms = ((stop_ns - start_ns) * 1000 - last_step_end_ps) / 1e9
@@ -59,29 +61,23 @@ def test_session_ends_once_the_steps_are_done(tf_runtime, tmp_path):
 
 def test_a_profile_that_fails_leaves_no_capture_child(tmp_path):
     """The CLI's `profile` starts its capture child before it checks anything; a refused run ends it."""
-    missing = tmp_path / "missing.keras"
-    started = time.time()
-    proc = run_cli("profile", missing)
+    mark = f"{os.getpid()}-{time.time_ns()}"
+    proc = run_cli("profile", tmp_path / "missing.keras", env={"TRACEFLOPS_TEST_MARK": mark})
     assert_clean_failure(proc, 3, "no such file")
-    time.sleep(0.5)
-    assert _capture_children_since(started) == []
+    assert _processes_marked(mark) == []
 
 
-def _capture_children_since(started: float) -> list:
-    """Pids of capture children (`sandbox.child_main`) started since `started` and still alive."""
-    boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
-    ticks = os.sysconf("SC_CLK_TCK")
+def _processes_marked(mark: str) -> list:
+    """Pids of live processes whose environment holds TRACEFLOPS_TEST_MARK=mark (this test's own)."""
+    wanted = f"TRACEFLOPS_TEST_MARK={mark}".encode()
     alive = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if entry.name.isdigit() and wanted in (entry / "environ").read_bytes().split(b"\0"):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(int(entry.name))
         except OSError:
             continue
-        if b"sandbox.child_main" in command and fields[0] != "Z" and boot + int(fields[19]) / ticks >= started - 1:
-            alive.append(int(entry.name))
     return alive
 
 
@@ -93,13 +89,17 @@ def test_a_prestarted_child_is_ended_when_nothing_uses_it():
     assert child.process.returncode is not None and sandbox._PRESTARTED == {}
 
 
-ECHO = ("from traceflops.capture import sandbox; request = sandbox.read_request(); "
-        "sandbox.answer_and_exit(request, {'echo': request['payload']})")
+ECHO = ("import os; from traceflops.capture import sandbox; request = sandbox.read_request(); "
+        "sandbox.answer_and_exit(request, {'echo': request['payload'], "
+        "'inheritable': os.get_inheritable(request['answer_fd'])})")
 
 
 def test_run_child_answers_before_the_child_is_reaped(tmp_path):
     answer, status = sandbox.run_child(ECHO, {"payload": [1, 2]}, str(tmp_path / "answer.json"), dict(os.environ))
-    assert answer == {"echo": [1, 2]} and status is None  # left to a reaping thread
+    # The answer pipe is kept from any process the child starts; the child is left to exit.
+    assert answer == {"echo": [1, 2], "inheritable": False} and status is None
+    sandbox.wait_exiting()
+    assert sandbox._EXITING == []
     # A child that dies without an answer: None, with its exit status.
     answer, status = sandbox.run_child("import os; os._exit(7)", {}, str(tmp_path / "none.json"), dict(os.environ))
     assert (answer, status) == (None, 7)
@@ -110,7 +110,7 @@ def test_a_prestarted_child_for_another_environment_is_not_used(tmp_path):
     sandbox._PRESTARTED[ECHO] = stale
     answer, _ = sandbox.run_child(ECHO, {"payload": "fresh"}, str(tmp_path / "a.json"),
                                   {**os.environ, "TRACEFLOPS_TEST_MARK": "after"})
-    assert answer == {"echo": "fresh"}
+    assert answer["echo"] == "fresh"
     assert stale.process.returncode == -9 and sandbox._PRESTARTED == {}  # ended, not fed the request
 
 
@@ -133,3 +133,13 @@ def test_window_closes_by_itself_where_the_session_cannot_be_ended(tf_runtime, t
     assert len(info["step_wall_times_us"]) == 3 + 2  # a spare before the steps and one after
     start_ns, stop_ns = _session_times_ns(Path(result.trace_files[0]))
     assert (stop_ns - start_ns) / 1e6 >= info["profiler_window_ms"] - 5  # the whole window ran
+
+
+def test_a_process_the_child_started_does_not_hold_up_the_parent(tmp_path):
+    """A child that forks (the fork keeps the answer pipe whatever its flags) and dies without an answer:
+    the parent stops waiting once the child is gone, not when the fork is."""
+    forks_and_dies = "import os, time; os.fork() == 0 and time.sleep(4); os._exit(5)"
+    started = time.monotonic()
+    answer, status = sandbox.run_child(forks_and_dies, {}, str(tmp_path / "none.json"), dict(os.environ))
+    assert (answer, status) == (None, 5)
+    assert time.monotonic() - started < 3

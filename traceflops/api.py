@@ -297,8 +297,9 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
             from .roofline import peaks
             # Measured once per machine, device and TensorFlow (or JAX) version, then cached. Looked up after
             # the capture, which resolved the device: a cached lookup needs no TensorFlow in this process.
+            from .capture.sandbox import wait_exiting
             ceilings = peaks.get_ceilings(captured.device.replace("/device:", ""), refresh=refresh_ceilings,
-                                          backend="jax" if on_jax else None)
+                                          backend="jax" if on_jax else None, before_measuring=wait_exiting)
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
                                      json.dumps(report.to_jsonable(ceilings), indent=2))
         result = analyze(captured.run_dir, steps=steps, threshold=threshold)

@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..errors import CaptureError
@@ -145,10 +146,16 @@ PROFILED_CALL_ALLOWANCE_ENDED_EARLY = 3.0
 
 
 def _session_names(start_s: float, end_s: float) -> list:
-    """The names the trace client may have given its session: it names it by the local time to the second
-    when it starts (XProf's CaptureRemoteTrace: GetCurrentTimeStampAsString, also the run folder's name)."""
-    return [time.strftime("%Y_%m_%d_%H_%M_%S", time.localtime(second))
-            for second in range(int(start_s), int(end_s) + 1)]
+    """The names the trace client may have given its session: it names it after the time to the second
+    when it starts (XProf's CaptureRemoteTrace: GetCurrentTimeStampAsString, also the run folder's name),
+    in local time; UTC too, in case its time zone library reads $TZ another way than the C library."""
+    names = []
+    for second in range(int(start_s), int(end_s) + 1):
+        for moment in (time.localtime(second), time.gmtime(second)):
+            name = time.strftime("%Y_%m_%d_%H_%M_%S", moment)
+            if name not in names:
+                names.append(name)
+    return names
 
 
 class _SessionEnder:
@@ -160,8 +167,13 @@ class _SessionEnder:
     def __init__(self, port: int):
         import grpc  # a TensorFlow dependency; its client opens no listening socket
         self._grpc = grpc
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(self._channel).result(timeout=5)
+        # Never through a proxy named in the environment: the server is on this namespace's loopback.
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)])
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=2)
+        except BaseException:
+            self._channel.close()
+            raise
         self._terminate = self._channel.unary_unary("/tensorflow.ProfilerService/Terminate",
                                                     request_serializer=bytes, response_deserializer=bytes)
 
@@ -221,18 +233,22 @@ def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_le
                      {"host_tracer_level": 3, "device_tracer_level": device_tracer_level,
                       "python_tracer_level": 0})
 
+    runs = Path(logdir) / "plugins" / "profile"
+    earlier_runs = set(runs.iterdir()) if runs.is_dir() else set()
     with _stdout_to_stderr(), contextlib.ExitStack() as cleanup:
         if ender is not None:
             cleanup.callback(ender.close)
         requested_s = time.time()
         done = service.submit(trace)
         time.sleep(startup_s)
-        started_s = time.time()
         times = _run_steps(step_fn, inputs, calls)
-        ended_early = ender is not None and not done and ender.end(_session_names(requested_s, started_s))
+        names = _session_names(requested_s, time.time()) if ender is not None and not done else []
+        sent = bool(names) and ender.end(names)
         extra = while_collecting() if while_collecting is not None else None
         while not done:
             time.sleep(0.005)
+    # The server answers Terminate for any name: the session was ended only if it had one of the names sent.
+    ended_early = sent and any(run not in earlier_runs for run in (runs / name for name in names) if run.is_dir())
     status, value = done[0]
     if status == "error":
         raise CaptureError(f"the profiler service failed to record a trace: {value}")

@@ -151,7 +151,12 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
         # calls they are the baseline of the profiler's overhead (summary: profiler_overhead).
         unprofiled = warm_times[1:] + _run_steps(step_fn, inputs, warmup, first_step=-1000)
         before = set(logdir.rglob("*.xplane.pb"))
-        record_graph = lambda: graph_record(run_metadata, concrete)  # noqa: E731
+
+        def record_graph() -> dict:
+            try:
+                return graph_record(run_metadata, concrete)
+            except Exception as exc:  # said as what failed, not as a failure of the model's run
+                raise CaptureError(f"recording the executed graph failed: {type(exc).__name__}: {exc}") from None
         if options["host_tracer_level"] == 3:
             # The executed graph is written down while the profiler server collects the trace.
             traced = _trace_level3(logdir, step_fn, inputs, options["steps"], statistics.median(unprofiled),

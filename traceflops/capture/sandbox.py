@@ -23,16 +23,16 @@ no thread exists yet when it calls unshare). It enters the namespace, imports
 TensorFlow, then reads a JSON request on stdin (the CLI starts it ahead of its
 request, `prestart`, so that the import runs while the parent starts up), writes
 a JSON answer to the file the request names and closes the pipe the parent
-waits on (`answer_fd`) before it exits.
+waits on (its number is the child's first argument) before it exits.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
+import select
 import subprocess
 import sys
-import threading
 from typing import NamedTuple, Optional
 
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
@@ -118,32 +118,45 @@ def child_main() -> None:
     # First, while this process has one thread (a user namespace admits no other), the private network;
     # then TensorFlow, which the capture needs whatever it is asked: a child started ahead of its request
     # (`prestart`) imports it while the parent is still starting up. The request waits in the pipe.
-    reason = enter_private_network()
+    _claim_answer_fd()
     interrupted = False
     try:
-        from .tf import _import_tf
-        _import_tf()
-    except KeyboardInterrupt:
-        interrupted = True
-    except Exception:  # noqa: BLE001  (a broken install: the capture's own import says so in its answer)
-        pass
-    request = read_request()
+        reason = enter_private_network()
+        try:
+            from .tf import _import_tf
+            _import_tf()
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception:  # noqa: BLE001  (a broken install: the capture's own import says so in its answer)
+            pass
+        request = read_request()
+    except KeyboardInterrupt:  # no request yet: the parent, interrupted too, expects no answer
+        os._exit(130)
     if interrupted:
         answer_and_exit(request, {"error": "interrupted", "error_type": "KeyboardInterrupt"})
     answer_and_exit(request, _run_request(request, reason))
 
 
+def _claim_answer_fd() -> Optional[int]:
+    """In a child of `run_child`: the pipe it closes once its answer is written (its number is the
+    child's first argument), kept from any process it starts, first thing (one holding it open would
+    hold up the parent)."""
+    if len(sys.argv) > 1 and sys.argv[1].isdigit():
+        fd = int(sys.argv[1])
+        os.set_inheritable(fd, False)
+        return fd
+    return None
+
+
 def read_request() -> dict:
-    """In a child of `run_child`: its request, from stdin (none: the parent let it go; it exits quietly).
-    The descriptor it signals its answer on is kept from any process it starts (one holding it open
-    would hold up the parent)."""
-    text = sys.stdin.read()
-    if not text.strip():
+    """In a child of `run_child`: its request, from stdin (none, or a cut one: the parent let it go or
+    was interrupted; the child exits quietly)."""
+    answer_fd = _claim_answer_fd()
+    try:
+        request = json.loads(sys.stdin.read())
+    except ValueError:
         os._exit(1)
-    request = json.loads(text)
-    if request.get("answer_fd") is not None:
-        os.set_inheritable(request["answer_fd"], False)
-    return request
+    return {**request, "answer_fd": answer_fd}
 
 
 def answer_and_exit(request: dict, answer: dict) -> None:
@@ -193,7 +206,6 @@ def run_capture_in_child(model_path: str, capture_kwargs: dict, answer_path: str
 class _Child(NamedTuple):
     process: subprocess.Popen
     answered: int  # our end of the pipe the child closes once its answer is written
-    answer_fd: int  # the child's end, by its number in the child
     env: dict
 
 
@@ -201,17 +213,18 @@ def _spawn(bootstrap: str, env: dict) -> _Child:
     read_end, write_end = os.pipe()
     try:
         # The child's stdout carries TensorFlow's and the profiler client's chatter: keep ours clean.
-        process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
+        process = subprocess.Popen([sys.executable, "-c", bootstrap, str(write_end)], stdin=subprocess.PIPE,
                                    stdout=_stderr_fd(), env=env, pass_fds=(write_end,))
     except BaseException:
         os.close(read_end)
         raise
     finally:
         os.close(write_end)
-    return _Child(process, read_end, write_end, env)
+    return _Child(process, read_end, env)
 
 
 _PRESTARTED: dict = {}  # bootstrap -> _Child started ahead of its request
+_EXITING: list = []  # children that answered and may still be returning their memory to the system
 
 
 def prestart() -> None:
@@ -228,15 +241,47 @@ def discard_prestarted() -> None:
         _, child = _PRESTARTED.popitem()
         child.process.kill()
         child.process.wait()
+        _close_quietly(child.process.stdin)
         os.close(child.answered)
+
+
+def wait_exiting() -> None:
+    """Wait until the children that answered are gone: before measuring the machine (the ceilings),
+    which an exiting TensorFlow process would still share."""
+    while _EXITING:
+        _EXITING.pop().wait()
+
+
+def _reap_exited() -> None:
+    _EXITING[:] = [process for process in _EXITING if process.poll() is None]
+
+
+def _close_quietly(stream) -> None:
+    try:
+        stream.close()
+    except OSError:  # a pipe whose reader is gone
+        pass
+
+
+def _wait_for_answer(child: _Child) -> None:
+    """Until the child closes its end of the pipe (its answer is written) or is gone: a process it
+    started could hold the pipe open after it."""
+    with os.fdopen(child.answered, "rb", buffering=0) as answered:
+        while True:
+            if select.select([answered], [], [], 0.5)[0]:
+                if not answered.read(4096):
+                    return
+            elif child.process.poll() is not None:
+                return
 
 
 def run_child(bootstrap: str, request: dict, answer_path: str, env: dict):
     """(the answer the child wrote to `answer_path`, or None; its exit status, None while it still runs)
-    of `python -c bootstrap` fed `request` as JSON on stdin (a prestarted child, when there is one for
-    this bootstrap and environment). The child closes a pipe (`answer_fd`) once its answer is written; it
-    is then left to exit (reaped by a thread) while the caller goes on. Ctrl-C reaches the child too
-    (same process group)."""
+    of `python -c bootstrap ANSWER_FD` fed `request` as JSON on stdin (a prestarted child, when there is
+    one for this bootstrap and environment). The child closes ANSWER_FD once its answer is written; it is
+    then left to exit (`wait_exiting`) while the caller goes on. Ctrl-C reaches the child too (same
+    process group)."""
+    _reap_exited()
     child = _PRESTARTED.pop(bootstrap, None)
     if child is not None and child.env != env:
         _PRESTARTED[bootstrap] = child
@@ -244,24 +289,23 @@ def run_child(bootstrap: str, request: dict, answer_path: str, env: dict):
         child = None
     child = child or _spawn(bootstrap, env)
     process = child.process
-    with os.fdopen(child.answered, "rb") as answered:
+    try:
         try:
-            try:
-                process.stdin.write(json.dumps({**request, "answer_path": answer_path,
-                                                "answer_fd": child.answer_fd}).encode())
-                process.stdin.close()
-            except BrokenPipeError:  # the child ended at once: its exit status says why
-                pass
-            answered.read()  # end of file: the answer is written, or the child is gone
-        except KeyboardInterrupt:
-            process.wait()
-            raise
+            process.stdin.write(json.dumps({**request, "answer_path": answer_path}).encode())
+        except BrokenPipeError:  # the child ended at once: its exit status says why
+            pass
+        _close_quietly(process.stdin)
+        _wait_for_answer(child)
+    except KeyboardInterrupt:
+        _close_quietly(process.stdin)
+        process.wait()
+        raise
     try:
         with open(answer_path) as stream:
             answer = json.load(stream)
     except (OSError, ValueError):
         return None, process.wait()
-    threading.Thread(target=process.wait, name="traceflops-reap-child", daemon=True).start()
+    _EXITING.append(process)
     return answer, None
 
 

@@ -28,7 +28,7 @@ import socket
 import statistics
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..files import atomic_write_text
 
@@ -490,12 +490,14 @@ def write_json_atomic(path: Path, payload) -> None:
 
 
 def get_ceilings(device: str = "CPU:0", refresh: bool = False, cache_dir: Optional[str] = None,
-                 measure_options: Optional[dict] = None, backend: Optional[str] = None) -> dict:
+                 measure_options: Optional[dict] = None, backend: Optional[str] = None,
+                 before_measuring: Optional[Callable[[], None]] = None) -> dict:
     """Measured ceilings of `device`, from the cache unless `refresh` or the cache does not fit.
 
     The cache file is per host name + CPU model + device + TensorFlow version;
     `measure_options` (keyword arguments of `measure_peaks`) are stored with it
-    and, when given, must match for a cached result to be reused. `backend` `jax` (the default
+    and, when given, must match for a cached result to be reused. `before_measuring` is called before a
+    measurement (`profile`: wait for its capture process to be gone, so the machine is quiet). `backend` `jax` (the default
     when TensorFlow is not installed) measures through JAX (`peaks_jax.py`), cached apart.
 
     Returns {"device", "peak_gflops_per_s": {dtype: GFLOP/s}, "bandwidth_gbytes_per_s",
@@ -523,6 +525,8 @@ def get_ceilings(device: str = "CPU:0", refresh: bool = False, cache_dir: Option
     cached = measured is not None
     written_at = record.get("written_at_epoch") if cached else None
     if not cached:
+        if before_measuring is not None:
+            before_measuring()
         if backend == "jax":
             from .peaks_jax import measure_peaks_jax
             measured = measure_peaks_jax(device, **measure_options)
