@@ -156,7 +156,8 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
             try:
                 return graph_record(run_metadata, concrete)
             except Exception as exc:  # said as what failed, not as a failure of the model's run
-                raise CaptureError(f"recording the executed graph failed: {type(exc).__name__}: {exc}") from None
+                raise CaptureError(f"recording the executed graph failed: {type(exc).__name__}: "
+                                   f"{cause_of(exc)}") from None
         if options["host_tracer_level"] == 3:
             # The executed graph is written down while the profiler server collects the trace.
             traced = _trace_level3(logdir, step_fn, inputs, options["steps"], statistics.median(unprofiled),
