@@ -78,9 +78,9 @@ def capture_jax_isolated(model, logdir, batch_size: int = 1, steps: int = 10, wa
         path = _model_path(model, scratch)
         request = {"model_path": path, "logdir": str(logdir), "batch_size": batch_size, "steps": steps,
                    "warmup": warmup, "device": device, "train": train, "seed": seed,
-                   "allow_unsafe": allow_unsafe, "answer_path": os.path.join(scratch, "answer.json")}
+                   "allow_unsafe": allow_unsafe}
         env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        answer, status = run_child(_BOOTSTRAP, request, request["answer_path"], env)
+        answer, status = run_child(_BOOTSTRAP, request, os.path.join(scratch, "answer.json"), env)
         if answer is None:
             raise CaptureError(f"the JAX capture process ended without an answer (exit status {status})")
         if "error" in answer:

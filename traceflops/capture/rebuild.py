@@ -158,7 +158,7 @@ def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = F
                 raise ModelError(f"the model could not be saved for the rebuild process: {exc}") from None
         answer_path = os.path.join(scratch, "answer.json")
         request = {"model_path": path, "batch_size": int(batch_size), "train": bool(train),
-                   "allow_unsafe": allow_unsafe, "answer_path": answer_path}
+                   "allow_unsafe": allow_unsafe}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         if onednn is not None:
             env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"

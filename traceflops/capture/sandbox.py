@@ -194,7 +194,7 @@ def run_capture_in_child(model_path: str, capture_kwargs: dict, answer_path: str
                          allow_unsafe: bool = False, allow_exposed_server: bool = False) -> dict:
     """Run the capture in a sandboxed child (module doc); returns its answer. Ctrl-C reaches the child
     too (same process group); the parent then raises KeyboardInterrupt."""
-    request = {"model_path": str(model_path), "capture": capture_kwargs, "answer_path": answer_path,
+    request = {"model_path": str(model_path), "capture": capture_kwargs,
                "allow_unsafe": allow_unsafe, "allow_exposed_server": allow_exposed_server}
     answer, status = run_child(_BOOTSTRAP, request, answer_path, capture_env())
     if answer is None:
