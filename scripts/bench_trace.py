@@ -2,7 +2,7 @@
 
     python scripts/bench_trace.py [--events 2000000] [--repeats 3] [--hosts 1]
 
-Writes a synthetic TensorFlow host trace (`traceflops.trace.synthetic`) of N op
+Writes a synthetic TensorFlow host trace (`traceflops.testing.synthetic`) of N op
 events once, then runs, alternately and each in its own process:
 
 - ours:  `python -m traceflops analyze FILE --json` (end to end: parse, join, report);
@@ -45,14 +45,14 @@ REPO = Path(__file__).resolve().parent.parent
 WRITE = (
     "import sys\n"
     "from pathlib import Path\n"
-    "from traceflops.trace import synthetic\n"
-    "from traceflops.trace.files import _XSpaceView\n"
+    "from traceflops.testing import synthetic\n"
+    "from traceflops.trace.files import XSpaceView\n"
     "events, paths = int(sys.argv[1]), sys.argv[2:]\n"
     "total = 0\n"
     "for k, path in enumerate(paths):\n"
     "    data = synthetic.synthetic_trace(events, seed=k, hostname=f'synthetic-host-{k}')\n"
     "    Path(path).write_bytes(data)\n"
-    "    space = _XSpaceView()\n"
+    "    space = XSpaceView()\n"
     "    space.ParseFromString(data)\n"
     "    total += sum(len(line.events) for plane in space.planes for line in plane.lines)\n"
     "print(total)\n"

@@ -1,8 +1,9 @@
 """The XSpace builder the tests and the synthetic traces use: interning, stat types, raw ids."""
 import pytest
 
-from traceflops.trace import load_trace, synthetic, xplane_schema
-from traceflops.trace.builder import Ref, Uint64, XSpaceBuilder, field_bytes, varint
+from traceflops.testing import synthetic
+from traceflops.testing.builder import Ref, Uint64, XSpaceBuilder, field_bytes, varint
+from traceflops.trace import load_trace, xplane_schema
 
 
 def test_metadata_is_interned_per_plane_stats_and_refs_sharing_ids():
@@ -82,3 +83,22 @@ def test_synthetic_metadata_comes_from_the_builders_interning():
     assert len(events) == 3 + 1 + 6 and events[3] == "model/StatefulPartitionedCall:StatefulPartitionedCall"
     assert events[4:] == ["traceflops_step", "step", "TFE_Py_ExecuteCancelable", "ExecutorState::Process",
                           "ExecutorState::Process Scheduled", "ThreadpoolListener::StartRegion"]
+
+
+def test_the_analysis_pipeline_imports_no_testing_helper():
+    """traceflops.testing (this builder, the synthetic traces) is for tests and benchmarks only."""
+    import ast
+    from pathlib import Path
+    package = Path(__file__).resolve().parent.parent / "traceflops"
+    users = []
+    for path in package.rglob("*.py"):
+        if "testing" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")] + [a.name for a in node.names]
+            if any(name.split(".")[-1] == "testing" or ".testing" in name or name.startswith("testing")
+                   for name in names):
+                users.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert users == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import traceflops
-from traceflops.capture import sandbox
+from traceflops.capture import child_process, sandbox
 from traceflops.trace import load_trace
 
 from conftest import assert_clean_failure, run_cli
@@ -83,35 +83,37 @@ def _processes_marked(mark: str) -> list:
 
 def test_a_prestarted_child_is_ended_when_nothing_uses_it():
     sandbox.prestart()
-    child = sandbox._PRESTARTED[sandbox._BOOTSTRAP]
-    assert child.process.poll() is None
-    sandbox.discard_prestarted()
-    assert child.process.returncode is not None and sandbox._PRESTARTED == {}
+    process = child_process.prestarted(sandbox.BOOTSTRAP)
+    assert process.poll() is None
+    child_process.discard_prestarted()
+    assert process.returncode is not None and child_process.prestarted(sandbox.BOOTSTRAP) is None
 
 
-ECHO = ("import os; from traceflops.capture import sandbox; request = sandbox.read_request(); "
-        "sandbox.answer_and_exit(request, {'echo': request['payload'], "
+ECHO = ("import os; from traceflops.capture import child_process; request = child_process.read_request(); "
+        "child_process.answer_and_exit(request, {'echo': request['payload'], "
         "'inheritable': os.get_inheritable(request['answer_fd'])})")
 
 
 def test_run_child_answers_before_the_child_is_reaped(tmp_path):
-    answer, status = sandbox.run_child(ECHO, {"payload": [1, 2]}, str(tmp_path / "answer.json"), dict(os.environ))
+    answer, status = child_process.run_child(ECHO, {"payload": [1, 2]}, str(tmp_path / "answer.json"),
+                                             dict(os.environ))
     # The answer pipe is kept from any process the child starts; the child is left to exit.
     assert answer == {"echo": [1, 2], "inheritable": False} and status is None
-    sandbox.wait_exiting()
-    assert sandbox._EXITING == []
+    child_process.wait_exiting()
+    assert child_process.exiting_count() == 0
     # A child that dies without an answer: None, with its exit status.
-    answer, status = sandbox.run_child("import os; os._exit(7)", {}, str(tmp_path / "none.json"), dict(os.environ))
+    answer, status = child_process.run_child("import os; os._exit(7)", {}, str(tmp_path / "none.json"),
+                                             dict(os.environ))
     assert (answer, status) == (None, 7)
 
 
 def test_a_prestarted_child_for_another_environment_is_not_used(tmp_path):
-    stale = sandbox._spawn(ECHO, {**os.environ, "TRACEFLOPS_TEST_MARK": "before"})
-    sandbox._PRESTARTED[ECHO] = stale
-    answer, _ = sandbox.run_child(ECHO, {"payload": "fresh"}, str(tmp_path / "a.json"),
-                                  {**os.environ, "TRACEFLOPS_TEST_MARK": "after"})
+    child_process.prestart(ECHO, {**os.environ, "TRACEFLOPS_TEST_MARK": "before"})
+    stale = child_process.prestarted(ECHO)
+    answer, _ = child_process.run_child(ECHO, {"payload": "fresh"}, str(tmp_path / "a.json"),
+                                        {**os.environ, "TRACEFLOPS_TEST_MARK": "after"})
     assert answer["echo"] == "fresh"
-    assert stale.process.returncode == -9 and sandbox._PRESTARTED == {}  # ended, not fed the request
+    assert stale.returncode == -9 and child_process.prestarted(ECHO) is None  # ended, not fed the request
 
 
 @pytest.mark.tf
@@ -140,6 +142,6 @@ def test_a_process_the_child_started_does_not_hold_up_the_parent(tmp_path):
     the parent stops waiting once the child is gone, not when the fork is."""
     forks_and_dies = "import os, time; os.fork() == 0 and time.sleep(4); os._exit(5)"
     started = time.monotonic()
-    answer, status = sandbox.run_child(forks_and_dies, {}, str(tmp_path / "none.json"), dict(os.environ))
+    answer, status = child_process.run_child(forks_and_dies, {}, str(tmp_path / "none.json"), dict(os.environ))
     assert (answer, status) == (None, 5)
     assert time.monotonic() - started < 3

@@ -1,4 +1,4 @@
-"""One convolution convention on every path (issue 13): grouped, depthwise 7x7 and dilated convolutions
+"""One convolution convention on every path: grouped, depthwise 7x7 and dilated convolutions
 give the textbook MACs (output elements x kernel taps x input channels per group) whether TensorFlow's
 kernels or XLA run them (on CPU Keras runs a grouped convolution as an XLA function either way)."""
 import pytest

@@ -1,6 +1,6 @@
 """Each formula family on hand-computed cases (one FMA = 2 FLOPs)."""
 from traceflops.costs import FORMULA, UNKNOWN, ZERO, OpInfo, op_cost
-from traceflops.graph.shapes import TensorSpec
+from traceflops.ops import TensorSpec
 
 
 def f32(*dims):

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 import traceflops
-from traceflops.trace import load_trace, parse_spaces, read_xspace, synthetic, xplane_schema
+from traceflops.testing import synthetic
+from traceflops.trace import load_trace, parse_spaces, read_xspace, xplane_schema
 from traceflops.trace.timeline import assign_steps, self_times
-from traceflops.trace.builder import Ref, XSpaceBuilder, field_bytes
+from traceflops.testing.builder import Ref, XSpaceBuilder, field_bytes
 from traceflops.errors import TraceError
 
 from conftest import TRACES, assert_clean_failure, run_cli

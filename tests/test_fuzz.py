@@ -27,15 +27,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import traceflops
-from traceflops.trace import EVENT_COLUMNS, load_trace, synthetic, xplane_schema
-from traceflops.trace.events import (_DERIVED_DEVICE_LINES, _KINDS, _LAUNCHER_STATS, _NUMBER_STATS, _STRING_STATS,
-                                     _WANTED_EVENT_STATS)
-from traceflops.trace.parse import _parse_file, merge_shares
-from traceflops.trace.timeline import _self_times
-from traceflops.trace.values import _as_number, _as_text, _parse_launcher, _split_op_event
-from traceflops.trace.values import _stat_value as decoded_stat_value
-from traceflops.trace.wire import _Bad, _decode_events, _py_fields, _Wire
-from traceflops.trace.builder import Ref, Uint64, XSpaceBuilder, varint
+from traceflops.testing import synthetic
+from traceflops.trace import EVENT_COLUMNS, load_trace, xplane_schema
+from traceflops.trace.events import (DERIVED_DEVICE_LINES, KINDS, LAUNCHER_STATS, NUMBER_STATS, STRING_STATS,
+                                     WANTED_EVENT_STATS)
+from traceflops.trace.parse import parse_file, merge_shares
+from traceflops.trace.timeline import nested_self_times
+from traceflops.trace.values import as_number, as_text, parse_launcher, split_op_event
+from traceflops.trace.values import stat_value as decoded_stat_value
+from traceflops.trace.wire import _Bad, decode_events, _py_fields, Wire
+from traceflops.testing.builder import Ref, Uint64, XSpaceBuilder, varint
 from traceflops.errors import TraceflopsError
 
 from conftest import TRACES
@@ -153,7 +154,7 @@ def int64s(valid: bool, low: int = 0, high: int = 10**9):
     return st.one_of(st.integers(-5, 10**9), HUGE, st.sampled_from([2**63 - 1, -(2**63), 2**62, -1]))
 
 
-def _stat_value(draw, stat_ids, valid):
+def stat_value(draw, stat_ids, valid):
     """A value of a random XStat type (None: no value at all), for the builder to write."""
     which = draw(st.sampled_from(["none", "double", "uint64", "int64", "str", "bytes", "ref"]))
     if which == "double":
@@ -173,7 +174,7 @@ def _stat_value(draw, stat_ids, valid):
 
 def _stats(draw, stat_ids, valid, most):
     """(raw stat metadata id, value) pairs: ids from the plane's, or the dangling 77."""
-    return [(draw(st.sampled_from(stat_ids + [77])), _stat_value(draw, stat_ids, valid))
+    return [(draw(st.sampled_from(stat_ids + [77])), stat_value(draw, stat_ids, valid))
             for _ in range(draw(st.integers(0, most)))]
 
 
@@ -306,8 +307,8 @@ def test_vectorised_decoder_matches_python_decoder(bodies):
     sizes = np.array([len(b) for b in bodies], dtype=np.int64)
     ends = np.cumsum(sizes)
     starts = ends - sizes
-    wire = _Wire(data)
-    decoded = _decode_events(wire, starts, ends)
+    wire = Wire(data)
+    decoded = decode_events(wire, starts, ends)
     meta, offset, duration, bad = decoded.meta_id, decoded.offset_ps, decoded.duration_ps, decoded.bad
     stat_event, stat_start, stat_end = decoded.stat_event, decoded.stat_start, decoded.stat_end
     expected = _python_events(data, starts.tolist(), ends.tolist())
@@ -337,14 +338,14 @@ def _reference_rows(space, path: str):
             out = {}
             for stat in stats:
                 name = stat_names.get(stat.metadata_id)
-                if name is None or name not in _WANTED_EVENT_STATS:
+                if name is None or name not in WANTED_EVENT_STATS:
                     continue
                 out[name] = decoded_stat_value(stat, stat_names)
             return out
 
         for line in plane.lines:
-            if is_device and (line.name in _DERIVED_DEVICE_LINES
-                              or line.display_name in _DERIVED_DEVICE_LINES):
+            if is_device and (line.name in DERIVED_DEVICE_LINES
+                              or line.display_name in DERIVED_DEVICE_LINES):
                 continue
             for event in line.events:
                 meta = plane.event_metadata.get(event.metadata_id) if event.metadata_id in plane.event_metadata \
@@ -354,7 +355,7 @@ def _reference_rows(space, path: str):
                 merged = {**(stats_of(meta.stats) if meta is not None else {}), **own}
                 kind = None
                 if is_host:
-                    op = _split_op_event(meta.name, meta.display_name) if meta is not None else None
+                    op = split_op_event(meta.name, meta.display_name) if meta is not None else None
                     if op is not None:
                         kind = "op"
                     elif len(event.stats):
@@ -370,7 +371,7 @@ def _reference_rows(space, path: str):
                 if event.duration_ps < 0 or not (-limit - 1 <= start <= limit) \
                         or not (-limit - 1 <= line.timestamp_ns * 1000 <= limit) or start + event.duration_ps > limit:
                     continue
-                text = {k: _as_text(merged.get(k)) for k in _STRING_STATS + _LAUNCHER_STATS}
+                text = {k: as_text(merged.get(k)) for k in STRING_STATS + LAUNCHER_STATS}
                 shape = text["shape"]
                 if kind == "op":
                     op_name, op_type = op
@@ -379,10 +380,10 @@ def _reference_rows(space, path: str):
                 elif kind == "xla":
                     op_name, op_type, shape = text["hlo_op"], "", None
                 else:
-                    launcher = next((text[k] for k in _LAUNCHER_STATS if text[k]), None)
-                    op_name, op_type, from_annotation = _parse_launcher(launcher) if launcher else ("", "", None)
+                    launcher = next((text[k] for k in LAUNCHER_STATS if text[k]), None)
+                    op_name, op_type, from_annotation = parse_launcher(launcher) if launcher else ("", "", None)
                     shape = shape or from_annotation
-                numbers = {k: _as_number(merged[k]) if k in merged else math.nan for k in _NUMBER_STATS}
+                numbers = {k: as_number(merged[k]) if k in merged else math.nan for k in NUMBER_STATS}
                 for k in ("correlation_id", "program_id"):  # ids: whole numbers only
                     v = numbers[k]
                     if not (math.isfinite(v) and v == math.floor(v) and abs(v) < 2.0**63):
@@ -402,7 +403,7 @@ def _our_rows(part):
         code = int(cols[name][i])
         return None if code < 0 else texts[code]
 
-    kinds = _KINDS
+    kinds = KINDS
     rows = []
     for i in range(len(cols["start_ps"])):
         rows.append((text("plane", i), text("line", i), kinds[cols["kind"][i]], text("name", i), text("op_name", i),
@@ -424,7 +425,7 @@ def _same(a, b) -> bool:
 def test_events_match_a_plain_reading_of_protobufs_parse(space):
     assume(len(space.planes))
     data = space.SerializeToString()
-    part = _parse_file("x.xplane.pb", data)
+    part = parse_file("x.xplane.pb", data)
     parsed = xplane_schema.XSpace()
     parsed.ParseFromString(data)
     want = _reference_rows(parsed, "x.xplane.pb")
@@ -443,16 +444,16 @@ def test_a_file_decoded_in_shares_is_the_file_decoded_whole(space, data):
     assume(len(space.planes))
     blob = space.SerializeToString()
     try:
-        whole = _parse_file("x.xplane.pb", blob)
+        whole = parse_file("x.xplane.pb", blob)
     except TraceflopsError as refused:
         with pytest.raises(TraceflopsError) as in_shares:  # the same first step refuses a share alike
-            _parse_file("x.xplane.pb", blob, share=(1, 2, 2))
+            parse_file("x.xplane.pb", blob, share=(1, 2, 2))
         assert str(in_shares.value) == str(refused)
         return
     parts = data.draw(st.integers(2, 7))
     cuts = sorted(data.draw(st.lists(st.integers(0, parts), min_size=1, max_size=2)))
     bounds = [0, *cuts, parts]
-    shares = [_parse_file("x.xplane.pb", blob, share=(a, b, parts)) for a, b in zip(bounds, bounds[1:])]
+    shares = [parse_file("x.xplane.pb", blob, share=(a, b, parts)) for a, b in zip(bounds, bounds[1:])]
     merged = merge_shares(shares)
     merged.columns = merged.columns.build()
     got, want = _our_rows(merged), _our_rows(whole)
@@ -504,7 +505,7 @@ def intervals(draw):
 @given(intervals())
 def test_self_times_match_the_stack_walk(case):
     keys, starts, durations = case
-    got = _self_times(np.array(keys), np.ones(len(keys), dtype=bool), np.array(starts), np.array(durations))
+    got = nested_self_times(np.array(keys), np.ones(len(keys), dtype=bool), np.array(starts), np.array(durations))
     assert got.tolist() == _stack_self_times(keys, starts, durations)
 
 

@@ -1,4 +1,4 @@
-"""Models of any input structure (issue 12): unknown dimensions given with --input-shape, subclassed
+"""Models of any input structure: unknown dimensions given with --input-shape, subclassed
 models, dict inputs in any key order. Every count by hand from the layer configs."""
 import json
 import math

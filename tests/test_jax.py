@@ -1,4 +1,4 @@
-"""Keras 3 on the JAX backend (issue 15): `profile(..., backend="jax")`, `--backend jax`,
+"""Keras 3 on the JAX backend: `profile(..., backend="jax")`, `--backend jax`,
 `KERAS_BACKEND=jax`, with and without `--train`.
 
 Contraction MACs per step are checked against a count made by hand from the layer configs below

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import TRACES
 from traceflops.trace import hlo_schema
-from traceflops.trace.builder import Uint64, XSpaceBuilder
+from traceflops.testing.builder import Uint64, XSpaceBuilder
 from traceflops.roofline.gpu_specs import gpu_ceilings
 from traceflops.join.kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, kernel_coverage, kernel_table, parse_kernel_details
 from traceflops.trace import load_trace
@@ -189,8 +189,8 @@ def test_full_analysis_builds_the_same_kernel_table(synthetic):
     """One priced record feeds every table: the analysis' kernels.csv is the kernel table."""
     trace, kernels, memcpys = synthetic
     result = traceflops.analyze(trace.paths[0])
-    pd.testing.assert_frame_equal(result.extra_tables["kernels"], kernels)
-    pd.testing.assert_frame_equal(result.extra_tables["memcpy"], memcpys)
+    pd.testing.assert_frame_equal(result.kernels, kernels)
+    pd.testing.assert_frame_equal(result.memcpy, memcpys)
 
 
 def test_synthetic_coverage(synthetic):

@@ -1,4 +1,4 @@
-"""Layer attribution: the `layer` column holds the Keras layer's own name (issue 12)."""
+"""Layer attribution: the `layer` column holds the Keras layer's own name."""
 import pytest
 
 import traceflops

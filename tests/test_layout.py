@@ -1,4 +1,4 @@
-"""The package's shape (issue 9): small modules and functions, and the module tables in README.md and
+"""The package's shape: small modules and functions, and the module tables in README.md and
 docs/design.md current."""
 import ast
 import subprocess

@@ -72,7 +72,7 @@ def test_profile_example_names_the_missing_extra(tmp_path):
 
 
 def test_peaks_names_the_missing_extra():
-    """With JAX installed, peaks measures through JAX instead (issue 15); with neither, the extra is named."""
+    """With JAX installed, peaks measures through JAX instead; with neither, the extra is named."""
     proc = python(AS_CLI, "peaks", "--json", "--no-jax") if TENSORFLOW_INSTALLED else run_cli("peaks", "--json")
     assert_clean_failure(proc, 6, 'pip install "traceflops[cpu]"', "TensorFlow")
     assert proc.stderr == LINE + "\n" and proc.stdout == ""

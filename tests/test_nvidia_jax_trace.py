@@ -79,7 +79,7 @@ def test_kernels_inside_cuda_graphs_are_priced_by_their_own_instruction(result):
     """XLA runs most of this step as two CUDA graphs; their kernels carry `hlo_op` = command_buffer_6 /
     command_buffer_25, which no HLO instruction is called: each is priced as the instruction it is
     named after (`gemm_fusion_dot_2` -> `gemm_fusion_dot.2`)."""
-    kernels = result.extra_tables["kernels"]
+    kernels = result.kernels
     graphed = kernels[kernels["hlo_op"].str.startswith("command_buffer")]
     assert len(graphed) == 16 and graphed["flops"].notna().all()
     assert (graphed["op_name"].str.replace(r"[.-]", "_", regex=True) == graphed["kernel_name"]).all()

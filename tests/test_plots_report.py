@@ -108,7 +108,7 @@ def test_report_flags_above_ceiling_loudly(tmp_path, png):
 
 
 def test_report_opens_on_figures_and_roofline_with_grouped_capped_warnings(tmp_path, png):
-    """Issue 13: key figures and the roofline come first; warnings are grouped, counted and capped;
+    """Key figures and the roofline come first; warnings are grouped, counted and capped;
     zero-FLOP ops are flagged nowhere."""
     ops = make_ops()
     zero = ops.iloc[[0] * 8].copy()

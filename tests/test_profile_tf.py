@@ -126,7 +126,7 @@ def test_volume_layers_exact_macs(keras):
 
 
 def test_no_op_beats_the_compute_ceiling(seq_result, img_result):
-    """An op above the measured compute peak would be a counting error (issue: roofline)."""
+    """An op above the measured compute peak would be a counting error."""
     for result in (seq_result, img_result):
         ops = result.ops
         assert "efficiency" in ops.columns and result.summary["roofline"]["peak_gflops_per_s"] > 0

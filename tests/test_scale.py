@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from traceflops import api, cli
-from traceflops.trace import synthetic
+from traceflops.testing import synthetic
 
 HOSTS = 3
 
@@ -35,7 +35,7 @@ def test_multi_host_local_matches_one_process(logdir, tmp_path):
     result = api.analyze(logdir)
     whole = join(load_trace(logdir), None, None, {}, str(logdir))
     assert result.ops.equals(whole.ops)
-    hosts = result.extra_tables["hosts"]
+    hosts = result.hosts
     assert list(hosts["host"]) == [f"worker-{k}" for k in range(HOSTS)]
     assert result.summary["straggler"]["host"] == hosts.loc[hosts["median_step_time_us"].idxmax(), "host"]
     assert result.summary["events"] > HOSTS * 6000
@@ -116,7 +116,7 @@ def test_unreachable_scheduler_is_one_line(logdir, capsys, monkeypatch):
 def test_hosts_table_mfu_and_report_section(logdir, tmp_path):
     ceilings = {"device": "CPU:0", "peak_gflops_per_s": {"float32": 100.0}, "bandwidth_gbytes_per_s": 30.0}
     result = api.analyze(logdir, ceilings=ceilings)
-    hosts = result.extra_tables["hosts"]
+    hosts = result.hosts
     assert (hosts["mfu"] - hosts["gflops_per_s"] / 100.0).abs().max() < 1e-12
     assert abs(float(hosts["step_time_skew"].abs().min())) < 1e-12  # the median host itself
     result.write(tmp_path)
@@ -126,7 +126,7 @@ def test_hosts_table_mfu_and_report_section(logdir, tmp_path):
 
 def test_single_host_has_no_hosts_table(logdir):
     result = api.analyze(logdir / "worker-0.xplane.pb")
-    assert "hosts" not in result.extra_tables and "straggler" not in result.summary
+    assert result.hosts is None and "straggler" not in result.summary
 
 
 @pytest.mark.dask

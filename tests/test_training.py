@@ -114,10 +114,20 @@ def keras(tf_runtime):
 
 
 @pytest.fixture(scope="module")
-def trained(keras):
+def trained_models():
+    """The models `trained` profiled, each with its weights from before the capture: name -> (model, weights)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def trained(keras, trained_models):
     """profile(train=True) of each model, once per module."""
-    return {name: traceflops.profile(build(keras), batch_size=B, steps=2, warmup=1, train=True, roofline=False)
-            for name, (build, _) in MODELS.items()}
+    results = {}
+    for name, (build, _) in MODELS.items():
+        model = build(keras)
+        trained_models[name] = (model, [w.copy() for w in model.get_weights()])
+        results[name] = traceflops.profile(model, batch_size=B, steps=2, warmup=1, train=True, roofline=False)
+    return results
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -153,10 +163,8 @@ def test_transformer_by_layer_and_phase(trained):
     assert list(segment["flops"]) == [B * T * D] * len(segment) and len(segment) >= 1
 
 
-def test_profile_keeps_the_model_weights(keras):
-    model = mlp(keras)
-    before = [w.copy() for w in model.get_weights()]
-    traceflops.profile(model, batch_size=B, steps=1, warmup=1, train=True, roofline=False)
+def test_profile_keeps_the_model_weights(trained, trained_models):
+    model, before = trained_models["mlp"]  # profiled with train=True by `trained`
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 

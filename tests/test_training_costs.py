@@ -5,7 +5,7 @@ import pytest
 from traceflops.costs import FORMULAS, UNKNOWN, ZERO_OPS, OpInfo, op_cost
 from traceflops.costs import registry
 from traceflops.graph.phases import phase_of
-from traceflops.graph.shapes import TensorSpec
+from traceflops.ops import TensorSpec
 
 
 def t(*dims, dtype="float"):

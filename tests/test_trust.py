@@ -1,4 +1,4 @@
-"""Issue 13, ceilings: a measured ceiling below what ops achieve is called low, not a counting error;
+"""Ceilings: a measured ceiling below what ops achieve is called low, not a counting error;
 counting errors only above max(theoretical, measured) x margin; MFU above 100% always has its reason;
 zero-FLOP ops are never flagged. Synthetic tables first, then real TensorFlow runs with an edited cache."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 13, XLA on CPU: instruction times from XLA:CPU execution events, the call op keeps only its own
+"""XLA on CPU: instruction times from XLA:CPU execution events, the call op keeps only its own
 time, op time per step never exceeds the step time. Synthetic event tables, then real `jit_compile` runs."""
 
 import pandas as pd
@@ -77,13 +77,19 @@ def res_model(keras):
     return keras.Model(x, L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(y)), name="tinyres")
 
 
+@pytest.fixture(scope="module")
+def jit_run(tf_runtime):
+    """One `jit_compile` capture of the ResNet-style model (2 steps), shared by the tests below."""
+    import keras
+    return traceflops.profile(res_model(keras), batch_size=2, steps=2, warmup=1, roofline=False, jit_compile=True)
+
+
 @pytest.mark.tf
-def test_jit_compile_op_time_within_step_and_macs_equal_the_plain_run(tf_runtime):
+def test_jit_compile_op_time_within_step_and_macs_equal_the_plain_run(tf_runtime, jit_run):
     import keras
     from traceflops.roofline.peaks import theoretical_cpu
-    model = res_model(keras)
-    plain = traceflops.profile(model, batch_size=2, steps=3, warmup=1, roofline=False)
-    jit = traceflops.profile(model, batch_size=2, steps=3, warmup=1, roofline=False, jit_compile=True)
+    plain = traceflops.profile(res_model(keras), batch_size=2, steps=2, warmup=1, roofline=False)
+    jit = jit_run
     summary, ops = jit.summary, jit.ops
     assert (ops["hlo_module"].fillna("") != "").any(), "the jit run has XLA rows"
     assert summary["op_time_per_step_us"] <= summary["step_time_us"]
@@ -96,13 +102,11 @@ def test_jit_compile_op_time_within_step_and_macs_equal_the_plain_run(tf_runtime
 
 
 @pytest.mark.tf
-def test_cluster_without_instruction_events_is_priced_as_one_row(tf_runtime):
+def test_cluster_without_instruction_events_is_priced_as_one_row(jit_run):
     import dataclasses
 
-    import keras
     from traceflops.join import join
-    run = traceflops.profile(res_model(keras), batch_size=2, steps=2, warmup=1, roofline=False,
-                             jit_compile=True)
+    run = jit_run
     trace = run.trace
     bare = dataclasses.replace(trace, events=trace.events[trace.events["kind"] != "xla"].reset_index(drop=True),
                                _hlo_modules=trace.hlo_modules)

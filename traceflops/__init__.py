@@ -13,11 +13,12 @@ The public names are loaded on first use, so that importing the package (as the
 sandboxed capture process does before it enters its namespaces) loads neither
 pandas nor TensorFlow.
 """
-__all__ = ["Result", "analyze", "profile", "register_formula", "supported_ops"]
+__all__ = ["Result", "Summary", "analyze", "profile", "register_formula", "supported_ops"]
 __version__ = "0.1.0"
 
 
-_API = {"Result": "api", "analyze": "api", "profile": "api", "register_formula": "costs", "supported_ops": "costs"}
+_API = {"Result": "result", "Summary": "result", "analyze": "api", "profile": "api", "register_formula": "costs",
+        "supported_ops": "costs"}
 
 
 def __getattr__(name):

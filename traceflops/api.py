@@ -3,8 +3,11 @@
     import traceflops
     result = traceflops.profile("model.keras", batch_size=8)
     result.ops.head()          # pandas DataFrame, columns in traceflops.join.ops_table
-    result.summary["coverage"]
+    result.kernels             # GPU traces: one row per kernel (None on a CPU run); .memcpy, .hosts
+    result.summary.coverage    # or result.summary["coverage"]: a Summary is also the summary.json dict
     result.write("out/")       # ops.csv, summary.json (+ the logdir when profiled)
+
+Both take their options by keyword only, past the model or the path (`Result` and `Summary`: result.py).
 
 This module only orchestrates the stages, one call each:
 capture -> trace -> graph -> join (describe, price, tables, summary) -> roofline -> report.
@@ -18,70 +21,22 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from .capture.options import resolve_backend, validate_capture_options
+from .capture.names import CAPTURE_FILE, GRAPH_FILE
+from .capture.options import resolve_backend
+from .capture.request import CaptureRequest
+from .result import Result, Summary
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from .trace import Trace
-
-__all__ = ["Result", "analyze", "profile", "ensure_writable_dir"]
-GRAPH_FILE = "traceflops_graph.json"
-CAPTURE_FILE = "traceflops_capture.json"
-
-
-@dataclass
-class Result:
-    ops: pd.DataFrame
-    summary: dict
-    trace: Trace
-    run_dir: Optional[str] = None
-    extra_tables: dict = field(default_factory=dict)
-    ceilings: Optional[dict] = None
-
-    def write(self, out_dir) -> list:
-        """Write ops.csv, summary.json, extra tables and (with ceilings) roofline.png and
-        report.html into `out_dir`; each file appears whole or not at all."""
-        from .report.outputs import write_outputs
-        return write_outputs(self, out_dir)
-
-    @property
-    def layers(self) -> pd.DataFrame:
-        """Per Keras layer (`roofline.layer_rollup`): FLOPs, MACs and bytes per step, time, share of
-        op time, achieved GFLOP/s and, with a roofline, efficiency; sorted by time."""
-        from .roofline import layer_rollup
-        return layer_rollup(self.ops, steps=self.summary.get("steps") or 1)
-
-    def _repr_html_(self) -> str:
-        from .report.notebook import result_html
-        return result_html(self)
-
-    def __repr__(self) -> str:
-        from .report.notebook import result_text
-        return f"<traceflops.Result\n{result_text(self)}\n{len(self.ops)} ops: .ops, .layers, .summary>"
-
-
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def ensure_writable_dir(path) -> Path:
-    """`report.outputs.ensure_writable_dir`: the output directory, made, or a UsageError naming why not."""
-    from .report.outputs import ensure_writable_dir as ensure
-    return ensure(path)
+__all__ = ["Result", "Summary", "analyze", "profile"]
 
 
 def _trained_in(trace) -> bool:
     from .trace import text_mask
+    from .trace.naming import TF_NAMING  # the model rebuild is of TensorFlow graphs
     names = trace.events.loc[trace.events["kind"].isin(("op", "kernel")), "op_name"]
-    return bool(text_mask(names, lambda name: "gradient_tape/" in name).any())
+    return bool(text_mask(names, TF_NAMING.marks_gradients).any())
 
 
 _CONTRACTIONS = ("Conv", "MatMul", "BatchMatMul", "Einsum", "FusedConv", "FusedMatMul")
@@ -158,42 +113,47 @@ def _match_warning(counts: dict) -> Optional[str]:
             f"(their counts are unknown): {kinds}")
 
 
-def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
-            measure_ceilings: bool = False, threshold: float = 0.5, scheduler: Optional[str] = None,
-            storage_options: Optional[dict] = None, model=None, batch_size: Optional[int] = None,
-            train: Optional[bool] = None, allow_unsafe: bool = False) -> Result:
+def analyze(path, *, steps: Optional[int] = None, threshold: float = 0.5,
+            ceilings: Optional[dict] = None, measure_ceilings: bool = False,
+            model=None, batch_size: Optional[int] = None, train: Optional[bool] = None, allow_unsafe: bool = False,
+            scheduler: Optional[str] = None, storage_options: Optional[dict] = None) -> Result:
     """Analyse a trace recorded earlier: a logdir, a run directory or one `.xplane.pb` (or a list of
-    them; fsspec URLs such as `s3://bucket/logdir` too).
+    them; fsspec URLs such as `s3://bucket/logdir` too). Options by keyword only, in groups:
 
-    Several files are parsed and priced one at a time in worker processes, or with `scheduler`
-    (a Dask scheduler's address) as tasks on that cluster (`scale.py`); the tables are combined here.
+    `steps` analyses that many steps (default: as many as `profile` recorded, else all).
 
-    With `model` (a path or a Keras model), a trace recorded without shapes or
-    executed graph (TensorBoard's `profile_batch`, `tf.profiler.experimental.start`)
-    is priced from the graph rebuilt from the model at `batch_size` (required),
-    for a training step when `train` (default: when the trace holds gradient
-    ops); `summary["model_match"]` says how its op events were matched.
+    The roofline: its ceilings are, first found, `ceilings` given here; the ceilings stored beside the
+    trace by `profile`; with `measure_ceilings`, this machine's measured (cached) CPU ceilings; for
+    GPUs, the trace's device planes. Without any, no roofline columns are added and the summary says
+    why. An op below `threshold` of its attainable FLOP/s (and with a share of the time) is `underutilized`.
 
-    The roofline uses, first found: `ceilings` given here; the ceilings stored
-    beside the trace by `profile`; with `measure_ceilings`, this machine's
-    measured (cached) CPU ceilings; for GPUs, the trace's device planes.
-    Without any, no roofline columns are added and the summary says why.
+    The model rebuild: with `model` (a path or a Keras model), a trace recorded without shapes or
+    executed graph (TensorBoard's `profile_batch`, `tf.profiler.experimental.start`) is priced from
+    the graph rebuilt from the model at `batch_size` (read off the trace's shapes where it has any),
+    for a training step when `train` (default: when the trace holds gradient ops); `allow_unsafe`
+    loads a model Keras' safe mode refuses. `summary["model_match"]` says how its op events were
+    matched. `batch_size` and `train` go with `model` only.
+
+    Where the files are read: several files are parsed and priced one at a time in worker processes,
+    or with `scheduler` (a Dask scheduler's address) as tasks on that cluster (`scale.py`), the tables
+    combined here; `storage_options` are fsspec's, for URLs (on the cluster's workers too).
     """
-    from . import scale
+    if model is None and (batch_size is not None or train):
+        from .errors import UsageError
+        raise UsageError("--batch-size and --train of analyze go with --model")
     from .graph import ExecutedGraph
-    from .join import apply_peak, join, primary_device
-    from .roofline.ceilings import apply_ceilings, choose_ceilings, no_ceilings_warning
-    from .trace import load_trace
-    files = scale.local_files(path, storage_options)
-    run_dir = scale.run_dir_of(files)
-    capture_info = scale.read_side_json(run_dir, CAPTURE_FILE, storage_options) or {}
-    graph_record = scale.read_side_json(run_dir, GRAPH_FILE, storage_options)
+    from .join import join
+    from .trace import locate, source as trace_source
+    files = trace_source.find_files(path, storage_options)
+    run_dir = locate.run_dir_of(files)
+    capture_info = locate.read_side_json(run_dir, CAPTURE_FILE, storage_options) or {}
+    graph_record = locate.read_side_json(run_dir, GRAPH_FILE, storage_options)
     graph = ExecutedGraph.from_record(graph_record) if graph_record else None
-    single = scheduler is None and len(files) == 1 and not scale.is_url(files[0])
+    single = scheduler is None and len(files) == 1 and not locate.is_url(files[0])
     if model is not None and not single:
         from .errors import UsageError
         raise UsageError("--model prices one local trace file at a time (not several hosts or a --scheduler run)")
-    trace = load_trace([Path(files[0])]) if single else None
+    trace = trace_source.load_files([Path(files[0])]) if single else None
     counts = None
     if model is not None:
         graph, rebuilt_info, counts = _graph_from_model(trace, model, batch_size, train, allow_unsafe)
@@ -210,20 +170,29 @@ def analyze(path, steps: Optional[int] = None, ceilings: Optional[dict] = None,
         warning = _match_warning(counts)
         if warning:
             joined.summary["warnings"].append(warning)
-    result = Result(joined.ops, joined.summary, trace, run_dir)
-    if joined.kernels is not None:
-        result.extra_tables.update(kernels=joined.kernels, memcpy=joined.memcpy)
-    local_run = None if scale.is_url(run_dir) else run_dir
-    by_device = choose_ceilings(set(result.ops["device"]), trace, local_run or ".", ceilings, measure_ceilings)
+    result = Result(joined.ops, Summary(joined.summary), trace, run_dir, kernels=joined.kernels,
+                    memcpy=joined.memcpy)
+    _apply_roofline(result, joined.hosts, None if locate.is_url(run_dir) else run_dir, ceilings, measure_ceilings,
+                    threshold)
+    return result
+
+
+def _apply_roofline(result: Result, hosts, local_run: Optional[str], ceilings: Optional[dict],
+                    measure_ceilings: bool, threshold: float) -> None:
+    """The roofline's columns and summary figures, where ceilings are found for the primary device (a
+    warning in the summary where not), and the hosts table with its MFU against that ceiling."""
+    from .join import apply_peak, primary_device
+    from .roofline.ceilings import apply_ceilings, choose_ceilings, no_ceilings_warning
+    by_device = choose_ceilings(set(result.ops["device"]), result.trace, local_run or ".", ceilings,
+                                measure_ceilings)
     primary = primary_device(result.ops)
     if primary not in by_device:
-        result.summary["warnings"].append(no_ceilings_warning(primary))
+        result.summary.warnings.append(no_ceilings_warning(primary))
     else:
         result.ops, result.ceilings = apply_ceilings(result.ops, result.summary, by_device, threshold, primary)
-    if joined.hosts is not None:
+    if hosts is not None:
         peak = ((result.ceilings or {}).get("peak_gflops_per_s") or {}).get("float32")
-        result.extra_tables["hosts"] = apply_peak(joined.hosts, peak)
-    return result
+        result.hosts = apply_peak(hosts, peak)
 
 
 def _join_files(files, graph, graph_record, wanted, capture_info, run_dir, scheduler, storage_options):
@@ -238,34 +207,35 @@ def _join_files(files, graph, graph_record, wanted, capture_info, run_dir, sched
     return joined, trace
 
 
-def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: int = 10, warmup: int = 3,
-            host_tracer_level: int = 3, allow_unsafe: bool = False, inter_op_threads: Optional[int] = 1,
-            jit_compile: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
-            threshold: float = 0.5, expose_profiler_port: bool = False, train: bool = False,
-            input_shape=None, backend: Optional[str] = None) -> Result:
+def profile(model, *, out=None, batch_size: int = 1, steps: int = 10, warmup: int = 3, train: bool = False,
+            input_shape=None, device: str = "CPU:0", backend: Optional[str] = None, host_tracer_level: int = 3,
+            inter_op_threads: Optional[int] = 1, jit_compile: bool = False, allow_unsafe: bool = False,
+            expose_profiler_port: bool = False, roofline: bool = True, refresh_ceilings: bool = False,
+            threshold: float = 0.5) -> Result:
     """Run `model` (a Keras model, or a path to .keras/.h5/SavedModel) under the profiler and analyse it.
+    Options by keyword only, in groups:
 
-    With `train`, each profiled step is a full training step with the model's
-    compiled loss and optimizer (stated defaults when it has none:
-    `summary["training"]`); the model's weights are restored afterwards.
-    `input_shape` gives the dimensions after the batch where the model leaves them
-    unknown (a tuple, a list of tuples, or a dict by input name), or of every input
-    of a subclassed model.
+    The steps: `steps` profiled steps of `batch_size` after `warmup` unprofiled ones; with `train`, full
+    training steps with the model's compiled loss and optimizer (stated defaults when it has none:
+    `summary["training"]`), the weights restored afterwards. `input_shape`: the dimensions after the
+    batch where the model leaves them unknown (a tuple, a list of tuples, or a dict by input name).
 
-    The capture runs in a child process in its own network namespace
-    (`capture/sandbox.py`): the profiler server it needs is never reachable from
-    the network and ends with the capture. `expose_profiler_port` allows a server
-    on every interface where no namespace can be made (otherwise: host tracer level 2).
+    The capture: on `device`; `backend` `jax` (default: $KERAS_BACKEND, else `tensorflow`) profiles a
+    jitted step on Keras' JAX backend, without TensorFlow (`capture/jax_capture.py`); TensorFlow's
+    `host_tracer_level`, `inter_op_threads` and `jit_compile`; `allow_unsafe` loads models Keras' safe
+    mode refuses. The capture runs in a child process in its own network namespace (`capture/sandbox.py`);
+    `expose_profiler_port` allows a profiler server on every interface where no namespace can be made.
 
-    `backend` `jax` (default: $KERAS_BACKEND, else `tensorflow`) loads the `.keras` file
-    on Keras's JAX backend and profiles a jitted step through the XLA path, without
-    TensorFlow (`capture/jax_capture.py`); with `train`, a jitted training step.
+    The roofline (`roofline=False`: none): the device's ceilings, measured once and cached
+    (`refresh_ceilings`: again); `threshold` as in `analyze`.
 
-    With `out`, the outputs and the TensorBoard logdir (`out/logdir`) are written
-    there; everything is first written to a staging directory inside `out` and
-    moved into place only when the whole run succeeded.
+    With `out`, the outputs and the TensorBoard logdir (`out/logdir`) are written there, through a staging
+    directory inside `out`, moved into place only when the whole run succeeded.
     """
-    validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
+    request = CaptureRequest(batch_size=batch_size, steps=steps, warmup=warmup, device=device,
+                             host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads,
+                             jit_compile=jit_compile, train=train, input_shape=input_shape, allow_unsafe=allow_unsafe,
+                             allow_exposed_server=expose_profiler_port).validate()
     on_jax = resolve_backend(backend) == "jax"
     if on_jax:
         from .capture.jax_capture import check_jax_installed
@@ -273,31 +243,26 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
     else:
         from .capture.tf import require_tensorflow
         require_tensorflow()
-    out_dir = ensure_writable_dir(out) if out is not None else None
+    out_dir = _output_dir(out)
     if isinstance(model, (str, os.PathLike)) and not Path(model).exists():
         from .errors import ModelError
         raise ModelError(f"{model}: no such file or directory")
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".traceflops-staging-"))
     try:
-        options = {"allow_unsafe": allow_unsafe, "allow_exposed_server": expose_profiler_port,
-                   "batch_size": batch_size, "steps": steps, "warmup": warmup, "device": device,
-                   "host_tracer_level": host_tracer_level, "inter_op_threads": inter_op_threads,
-                   "jit_compile": jit_compile, "train": train}
         capture = _capture_stage(on_jax, input_shape)
         loader = threading.Thread(target=_import_analysis, name="traceflops-import", daemon=True)
         loader.start()  # while the capture's child imports TensorFlow, on one core of the machine's
         try:
-            captured = capture(model, staging / "logdir", **options)
+            captured = capture(model, staging / "logdir", request)
         finally:
             loader.join()
         from . import report
-        from .report.outputs import publish
         from .roofline.ceilings import CEILINGS_FILE
         if roofline:
             from .roofline import peaks
             # Measured once per machine, device and TensorFlow (or JAX) version, then cached. Looked up after
             # the capture, which resolved the device: a cached lookup needs no TensorFlow in this process.
-            from .capture.sandbox import wait_exiting
+            from .capture.child_process import wait_exiting
             ceilings = peaks.get_ceilings(captured.device.replace("/device:", ""), refresh=refresh_ceilings,
                                           backend="jax" if on_jax else None, before_measuring=wait_exiting)
             report.atomic_write_text(Path(captured.run_dir) / CEILINGS_FILE,
@@ -305,20 +270,36 @@ def profile(model, out=None, device: str = "CPU:0", batch_size: int = 1, steps: 
         result = analyze(captured.run_dir, steps=steps, threshold=threshold)
         if out_dir is None:
             return result
-        result.write(staging)
-        final_run = publish(staging, out_dir, Path(captured.run_dir))
-        result.run_dir = str(final_run)
-        result.summary["run_dir"] = str(final_run)
-        result.summary["trace_files"] = [str(final_run / Path(p).name) for p in result.summary["trace_files"]]
-        report.write_summary_json(result.summary, out_dir / report.SUMMARY_JSON)
+        _publish(result, staging, out_dir, Path(captured.run_dir))
         return result
     finally:
         if out_dir is not None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _output_dir(out) -> Optional[Path]:
+    """`out`, made and proven writable before any work is done (report/outputs.py); None without one."""
+    if out is None:
+        return None
+    from .report.outputs import ensure_writable_dir
+    return ensure_writable_dir(out)
+
+
+def _publish(result: Result, staging: Path, out_dir: Path, run_dir: Path) -> None:
+    """Write the result's files into `staging`, move them and the run's logdir into `out_dir`, and point
+    the result and summary.json at the run's new place."""
+    from . import report
+    from .report.outputs import publish
+    result.write(staging)
+    final_run = publish(staging, out_dir, run_dir)
+    result.run_dir = str(final_run)
+    result.summary.run_dir = str(final_run)
+    result.summary.trace_files = [str(final_run / Path(p).name) for p in result.summary.trace_files]
+    report.write_summary_json(result.summary, out_dir / report.SUMMARY_JSON)
+
+
 def _capture_stage(on_jax: bool, input_shape):
-    """The capture stage, sandboxed, as `capture(model, logdir, **options)`: TensorFlow (capture/sandbox.py)
+    """The capture stage, sandboxed, as `capture(model, logdir, request)`: TensorFlow (capture/sandbox.py)
     or Keras on JAX (capture/jax_capture.py). Its modules are imported here, before `_import_analysis`
     starts importing in a thread of its own (the two never import at the same time)."""
     if on_jax:
@@ -330,8 +311,7 @@ def _capture_stage(on_jax: bool, input_shape):
         return capture_jax_isolated
     from .capture import sandbox
     from .capture import run  # noqa: F401  (what capture_isolated imports when it runs)
-    return lambda model, logdir, **options: sandbox.capture_isolated(model, logdir, input_shape=input_shape,
-                                                                     **options)
+    return sandbox.capture_isolated
 
 
 def _import_analysis() -> None:

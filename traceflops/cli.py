@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .errors import TraceflopsError, UsageError
+from .errors import TraceflopsError
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
@@ -150,13 +150,13 @@ def _prefetch(args) -> None:
     pipeline (pandas and the rest, most of a second) is imported here (trace/parallel.py)."""
     if args.command != "analyze" or args.scheduler or len(args.path) != 1 or not os.path.exists(args.path[0]):
         return
-    from .trace.files import find_trace_files
     from .trace.parallel import prefetch
+    from .trace.source import XSPACE, find_files, source_of
     try:
-        files = find_trace_files(args.path[0])
+        files = find_files(args.path[0])
     except TraceflopsError:
         return  # said again, in full, by analyze itself
-    if len(files) == 1:
+    if len(files) == 1 and source_of(files[0]) is XSPACE:  # the XSpace parser's head start
         prefetch(files[0], tune_allocator=True)  # this process is the CLI's own
 
 
@@ -196,9 +196,8 @@ def _run(args) -> int:
                              input_shape=parse_input_shapes(args.input_shape))
     else:
         if args.out:
-            api.ensure_writable_dir(args.out)
-        if args.model is None and (args.batch_size is not None or args.train):
-            raise UsageError("--batch-size and --train of analyze go with --model")
+            from .report.outputs import ensure_writable_dir
+            ensure_writable_dir(args.out)
         path = args.path[0] if len(args.path) == 1 else args.path
         result = api.analyze(path, steps=args.steps, measure_ceilings=args.measure_ceilings,
                              threshold=args.threshold, scheduler=args.scheduler, model=args.model,
@@ -269,8 +268,8 @@ def main(argv=None) -> int:
               "(set TRACEFLOPS_DEBUG=1 for a traceback)", file=sys.stderr)
         return INTERNAL_ERROR
     finally:
-        if "traceflops.capture.sandbox" in sys.modules:  # a capture child started for nothing (an error)
-            sys.modules["traceflops.capture.sandbox"].discard_prestarted()
+        if "traceflops.capture.child_process" in sys.modules:  # a capture child started for nothing (an error)
+            sys.modules["traceflops.capture.child_process"].discard_prestarted()
 
 
 def run() -> None:

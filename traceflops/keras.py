@@ -19,12 +19,8 @@ from typing import Optional
 
 import keras
 
-from .capture.profiler import STEP_MARKER
+from .capture.names import CAPTURE_FILE, GRAPH_FILE, STEP_MARKER
 from .errors import TraceflopsError
-
-GRAPH_FILE = "traceflops_graph.json"
-CAPTURE_FILE = "traceflops_capture.json"
-CEILINGS_FILE = "traceflops_ceilings.json"
 
 
 _session = {"running": False}  # a profile this module started and has not stopped
@@ -115,7 +111,7 @@ def _inlined_static_tensors(concretes: list) -> dict:
 
 
 def _loss_name(model) -> str:
-    from .capture.train import _loss_name as name_of
+    from .capture.train import loss_name as name_of
     loss = getattr(model, "loss", None)
     if isinstance(loss, dict):
         return ", ".join(name_of(v) for v in loss.values())
@@ -169,7 +165,7 @@ class ProfileCallback(keras.callbacks.Callback):
         if steps != 1:
             raise ValueError(f"ProfileCallback needs steps_per_execution == 1 (the model has {steps}): "
                              "batches run together cannot be told apart")
-        from .api import ensure_writable_dir
+        from .report.outputs import ensure_writable_dir
         ensure_writable_dir(self.out_dir)  # fail now, not after training
         if _step_concrete_functions(self.model.train_function):
             # Already run by an earlier fit: its executed graph can no longer be recorded (TensorFlow
@@ -269,6 +265,7 @@ class ProfileCallback(keras.callbacks.Callback):
         atomic_write_text(run_dir / CAPTURE_FILE, json.dumps(self._capture_info(record, device)))
         if self.roofline:
             from .roofline import peaks
+            from .roofline.ceilings import CEILINGS_FILE
             try:
                 ceilings = peaks.get_ceilings(device)
                 atomic_write_text(run_dir / CEILINGS_FILE, json.dumps(report.to_jsonable(ceilings), indent=2))

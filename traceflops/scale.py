@@ -9,7 +9,8 @@ bounded by the largest file, not the logdir, and the work can run anywhere:
   time (forked where safe, so they start in milliseconds);
 - with `scheduler=ADDRESS`, as tasks on a Dask distributed cluster
   (`pip install -e ".[dask]"`); paths may be fsspec URLs (`s3://`, `gs://`,
-  `file://`) that the workers read themselves.
+  `file://`) that the workers read themselves (trace/locate.py lists and reads
+  them; each file is read by its trace source, trace/source.py).
 
 The client concatenates the records (every record is keyed by its host, so
 no group spans two files) and builds the tables and summary as for one trace
@@ -26,14 +27,13 @@ from typing import Optional
 import pandas as pd
 
 from .errors import TraceError, UsageError
+from .schema import cast_counts
 from .trace import Trace
+from .trace.events import DEVICE_WORK_KINDS
+from .trace.locate import is_url, read_url
+from .trace.source import source_of
 
 CONNECT_TIMEOUT_S = 30  # how long to wait for the Dask scheduler
-_URL_PREFIX = ("s3://", "gs://", "gcs://", "file://", "az://", "abfs://", "memory://", "http://", "https://")
-
-
-def is_url(path) -> bool:
-    return isinstance(path, str) and path.startswith(_URL_PREFIX)
 
 
 @dataclass
@@ -48,74 +48,27 @@ class PricedFile:
     errors: list = field(default_factory=list)
 
 
-def _fsspec():
-    try:
-        import fsspec
-    except ImportError:
-        raise UsageError("reading URLs needs fsspec: pip install -e \".[dask]\"") from None
-    return fsspec
-
-
-def _short(exc) -> str:
-    return " ".join(str(exc).split())[:200]
-
-
-def read_url(url: str, storage_options: Optional[dict] = None) -> bytes:
-    """The bytes of one file named by an fsspec URL (read where this runs: a worker)."""
-    fsspec = _fsspec()
-    try:
-        with fsspec.open(url, "rb", **(storage_options or {})) as handle:
-            data = handle.read()
-    except Exception as exc:  # fsspec backends raise their own errors (botocore's, aiohttp's...)
-        raise TraceError(f"{url}: cannot read the trace ({type(exc).__name__}: {_short(exc)})") from None
-    if not data:
-        raise TraceError(f"{url}: the file is empty")
-    return data
-
-
-def find_url_files(url: str, storage_options: Optional[dict] = None) -> list:
-    """`url` itself when it names a `.xplane.pb`, else every `.xplane.pb` under it (one run: the last by name)."""
-    if url.endswith(".xplane.pb"):
-        return [url]
-    fsspec = _fsspec()
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        found = sorted(p for p in fs.find(root) if p.endswith(".xplane.pb"))
-    except Exception as exc:  # fsspec backends raise their own errors
-        raise TraceError(f"{url}: cannot list the trace files ({type(exc).__name__}: {_short(exc)})") from None
-    if not found:
-        raise TraceError(f"{url}: no *.xplane.pb trace found under this URL")
-    newest = max(p.rsplit("/", 1)[0] for p in found)
-    protocol = url.split("://", 1)[0]
-    return [f"{protocol}://{p}" for p in found if p.rsplit("/", 1)[0] == newest]
-
-
 def price_file(path, graph_record: Optional[dict] = None, steps: Optional[int] = None,
                storage_options: Optional[dict] = None) -> PricedFile:
     """Parse and price one trace file (a path or an fsspec URL); runs in a worker."""
     from .graph import ExecutedGraph
     from .join import price_trace
-    from .trace.combine import _combine
-    from .trace.hlo import read_hlo_modules
-    from .trace.parse import _parse_file
-    from .trace.files import _read_view
     url = is_url(path)
+    source = source_of(path)
     data = read_url(path, storage_options) if url else None
     try:
-        part = _parse_file(path, data)
+        trace = source.read_file(path, data)
     except TraceError as exc:  # name the URL as given, not as a local path (`s3:/bucket/...`)
         raise TraceError(str(exc).replace(str(Path(path)), str(path)) if url else str(exc)) from None
     del data
-    trace = _combine([part])
-    del part
     if url:  # the property reads HLO modules from paths: read them from the URL, and only if XLA work needs them
         fields = {f: getattr(trace, f) for f in Trace.__dataclass_fields__}
         fields["paths"] = [path]
-        trace = _UrlTrace(**fields, modules=lambda: read_hlo_modules(_read_view(path, read_url(path, storage_options))))
+        trace = _UrlTrace(**fields, modules=lambda: source.hlo_modules(path, read_url(path, storage_options)))
     graph = ExecutedGraph.from_record(graph_record) if graph_record else None
     records, step_rows, num_steps = price_trace(trace, graph, steps)
     events = trace.events
-    device_work = bool(events["kind"].isin(("kernel", "memcpy")).any())
+    device_work = bool(events["kind"].isin(DEVICE_WORK_KINDS).any())
     step_rows = step_rows.assign(host=step_rows["host"].astype(str)).reset_index(drop=True)
     count = len(events)
     trace.events = events.iloc[:0]
@@ -140,9 +93,7 @@ def _plain(trace) -> Trace:
 
 def combine_priced(parts: list) -> tuple:
     """(records, step_rows, num_steps, trace without events, device_work) of several priced files."""
-    records = pd.concat([p.records for p in parts], ignore_index=True)
-    for column in ("flops", "macs", "bytes", "program_id"):
-        records[column] = pd.array(records[column], dtype="Int64")
+    records = cast_counts(pd.concat([p.records for p in parts], ignore_index=True), "records")
     step_rows = pd.concat([p.step_rows for p in parts], ignore_index=True)
     traces = [p.trace for p in parts]
     trace = Trace(events=traces[0].events, planes=[x for t in traces for x in t.planes],
@@ -202,33 +153,3 @@ def price_dask(files: list, graph_record, steps, scheduler: str, storage_options
         futures = [client.submit(price_file, str(f), graph_record, steps, storage_options, pure=False)
                    for f in files]
         return _results(futures)
-
-
-def local_files(path, storage_options: Optional[dict] = None) -> list:
-    """The trace files of a path, a URL, or a list of them (local files checked here, URLs listed)."""
-    from .trace import find_trace_files
-    items = list(path) if isinstance(path, (list, tuple)) else [path]
-    files = []
-    for item in items:
-        if is_url(item):
-            files += find_url_files(item, storage_options)
-        else:
-            files += [str(f) for f in find_trace_files(item)]
-    return files
-
-
-def run_dir_of(files: list) -> str:
-    first = files[0]
-    return first.rsplit("/", 1)[0] if is_url(first) else str(Path(first).parent)
-
-
-def read_side_json(run_dir: str, name: str, storage_options: Optional[dict] = None) -> Optional[dict]:
-    """A JSON file beside the trace (`traceflops_graph.json`...), None where absent or unreadable."""
-    import json
-    try:
-        if is_url(run_dir):
-            with _fsspec().open(f"{run_dir}/{name}", "rb", **(storage_options or {})) as handle:
-                return json.loads(handle.read())
-        return json.loads((Path(run_dir) / name).read_text())
-    except (OSError, ValueError, ImportError, UsageError):
-        return None

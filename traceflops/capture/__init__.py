@@ -22,7 +22,8 @@ What it records, and why (see docs/design.md for the measured facts):
 from .graph_record import graph_record  # noqa: F401
 from .model import (SavedModelRunner, build_step_function, input_specs, load_model,  # noqa: F401
                     synthetic_inputs)
-from .profiler import STEP_MARKER  # noqa: F401
+from .names import CAPTURE_FILE, GRAPH_FILE, STEP_MARKER  # noqa: F401
+from .request import CaptureRequest, CaptureResult  # noqa: F401
+from .run import capture, resolve_device, run_capture, set_threading  # noqa: F401
 from .sandbox import capture_isolated  # noqa: F401
-from .run import CAPTURE_FILE, GRAPH_FILE, CaptureResult, capture, resolve_device, set_threading  # noqa: F401
-from .tf import _import_tf  # noqa: F401
+from .tf import import_tf  # noqa: F401

@@ -1,7 +1,7 @@
 """Capture: the executed graph (run metadata partition graphs) as plain JSON-able data."""
 from __future__ import annotations
 
-from .tf import _import_tf
+from .tf import import_tf
 
 
 def _attr_to_python(attr):
@@ -38,7 +38,7 @@ def _attr_to_python(attr):
 
 
 def _dtype_name(enum_value) -> str:
-    tf = _import_tf()
+    tf = import_tf()
     try:
         return tf.dtypes.as_dtype(enum_value).name
     except TypeError:
@@ -51,7 +51,7 @@ def _shape_dims(shape_proto):
     return [d.size if d.size >= 0 else None for d in shape_proto.dim]
 
 
-def _static_tensors(concrete):
+def static_tensors(concrete):
     """Static shape and dtype of every tensor in the traced graph and its nested functions."""
     tensors = {}
     graphs = [concrete.graph]
@@ -82,7 +82,7 @@ def graph_record(run_metadata, concrete) -> dict:
                 attrs = {key: _attr_to_python(value) for key, value in node.attr.items()}
                 nodes.append({"name": node.name, "op": node.op, "device": node.device,
                               "inputs": list(node.input), "attrs": attrs})
-    record = {"nodes": nodes, "static_tensors": _static_tensors(concrete) if concrete is not None else {}}
+    record = {"nodes": nodes, "static_tensors": static_tensors(concrete) if concrete is not None else {}}
     fill_rewritten_shapes(record)
     return record
 

@@ -3,9 +3,10 @@
 Keras picks its backend once, when it is first imported, from `KERAS_BACKEND`.
 So the capture always runs in a child process started with `KERAS_BACKEND=jax`
 (`python -c "from traceflops.capture import jax_capture; jax_capture.child_main()"`,
-a JSON request on stdin, a JSON answer in the file the request names, as
-`sandbox.py` does for TensorFlow): the caller's process may already hold Keras
-on TensorFlow, and TensorFlow is never imported on this path. The JAX profiler
+run through child_process.py as the sandboxed TensorFlow capture is: the model's
+path, the logdir and the `CaptureRequest` go in, the `CaptureResult` comes back):
+the caller's process may already hold Keras on TensorFlow, and TensorFlow is
+never imported on this path. The JAX profiler
 runs in-process (no profiler server, so there is nothing to isolate).
 
 In the child:
@@ -39,9 +40,10 @@ import time
 from pathlib import Path
 
 from ..errors import CaptureError, ModelError, TraceflopsError, UsageError
+from .child_process import answer_and_exit, error_answer, raise_answer, read_request, run_child
+from .names import CAPTURE_FILE, STEP_MARKER
+from .request import CaptureRequest, CaptureResult
 
-STEP_MARKER = "traceflops_step"
-CAPTURE_FILE = "traceflops_capture.json"
 _BOOTSTRAP = "from traceflops.capture import jax_capture; jax_capture.child_main()"
 INSTALL_HINT = "pip install 'traceflops[jax]'"
 
@@ -61,30 +63,23 @@ def short_device(device: str) -> str:
 
 # ---------------------------------------------------------------- parent side
 
-def capture_jax_isolated(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3,
-                         device: str = "CPU:0", train: bool = False, seed: int = 0,
-                         allow_unsafe: bool = False, **_ignored):
+def capture_jax_isolated(model, logdir, request: CaptureRequest) -> CaptureResult:
     """Capture `model` (a `.keras` path or an in-memory Keras model) on the JAX backend in a child
-    process; returns a `run.CaptureResult`-like object. Options the JAX path has no use for
-    (host tracer level, inter-op threads, XLA switch) are ignored: everything is XLA here."""
+    process. The request's options the JAX path has no use for (host tracer level, inter-op threads,
+    XLA switch, input shapes) are ignored: everything is XLA here."""
     import tempfile
-    from .run import CaptureResult
-    from .sandbox import _raise_answer, run_child
     check_jax_installed()
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".traceflops-jax-", dir=str(logdir.parent))
     try:
-        path = _model_path(model, scratch)
-        request = {"model_path": path, "logdir": str(logdir), "batch_size": batch_size, "steps": steps,
-                   "warmup": warmup, "device": device, "train": train, "seed": seed,
-                   "allow_unsafe": allow_unsafe}
+        message = {"model_path": _model_path(model, scratch), "logdir": str(logdir), "capture": request.to_json()}
         env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        answer, status = run_child(_BOOTSTRAP, request, os.path.join(scratch, "answer.json"), env)
+        answer, status = run_child(_BOOTSTRAP, message, os.path.join(scratch, "answer.json"), env)
         if answer is None:
             raise CaptureError(f"the JAX capture process ended without an answer (exit status {status})")
         if "error" in answer:
-            _raise_answer(answer)
+            raise_answer(answer)
         return CaptureResult(**answer["result"])
     finally:
         import shutil
@@ -112,15 +107,13 @@ def _model_path(model, scratch: str) -> str:
 # ---------------------------------------------------------------- child side
 
 def child_main() -> None:
-    from .sandbox import answer_and_exit, read_request
-    request = read_request()
+    message = read_request()
     try:
-        answer = {"result": run_request(request)}
-    except TraceflopsError as exc:
-        answer = {"error": str(exc), "error_type": type(exc).__name__}
-    except KeyboardInterrupt:
-        answer = {"error": "interrupted", "error_type": "KeyboardInterrupt"}
-    answer_and_exit(request, answer)
+        answer = {"result": run_request(message["model_path"], message["logdir"],
+                                        CaptureRequest.from_json(message["capture"]))}
+    except (TraceflopsError, KeyboardInterrupt) as exc:
+        answer = error_answer(exc)
+    answer_and_exit(message, answer)
 
 
 def _import_keras_on_jax():
@@ -163,25 +156,24 @@ def _jax_device(jax, device: str):
     return found[number]
 
 
-def run_request(request: dict) -> dict:
+def run_request(model_path: str, logdir: str, request: CaptureRequest) -> dict:
     """In the child: load, build the step, warm up, record; the CaptureResult as a dict."""
     jax, keras = _import_keras_on_jax()
-    model = load_model_jax(request["model_path"], request["train"], request.get("allow_unsafe", False))
-    device = _jax_device(jax, request.get("device", "CPU:0"))
+    model = load_model_jax(model_path, request.train, request.allow_unsafe)
+    device = _jax_device(jax, request.device)
     from .jax_steps import build_step
     try:
         with jax.default_device(device):
-            step, args, training = build_step(jax, keras, model, request["batch_size"], request["train"],
-                                              request.get("seed", 0))
-            times, files, run_dir = _record(jax, step, args, request)
+            step, args, training = build_step(jax, keras, model, request.batch_size, request.train, request.seed)
+            times, files, run_dir = _record(jax, step, args, Path(logdir), request)
     except TraceflopsError:
         raise
     except Exception as exc:  # the model could not be traced, compiled or run on JAX
-        what = "training" if request["train"] else "running"
+        what = "training" if request.train else "running"
         raise CaptureError(f"{what} the model on JAX failed: {type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:300]}") from None
     info = {"model": model.name, "device": f"/device:{device.platform.upper()}:{device.id}",
-            "batch_size": request["batch_size"], "steps": request["steps"], "warmup": request["warmup"],
+            "batch_size": request.batch_size, "steps": request.steps, "warmup": request.warmup,
             "backend": "jax", "jax": jax.__version__, "keras": keras.__version__, "jit_compile": True,
             "host_tracer_level": None, "inter_op_threads": None, "step_wall_times_us": times,
             "variable_layers": {v.path: v.path.split("/")[0] for v in model.trainable_variables},
@@ -190,9 +182,9 @@ def run_request(request: dict) -> dict:
         info["training"] = training
     from ..files import atomic_write_text
     atomic_write_text(Path(run_dir) / CAPTURE_FILE, json.dumps(info))
-    return {"logdir": request["logdir"], "run_dir": str(run_dir), "trace_files": [str(f) for f in files],
-            "steps_requested": request["steps"], "step_wall_times_us": times, "device": info["device"],
-            "batch_size": request["batch_size"], "model_name": model.name, "inter_op_threads": None,
+    return {"logdir": logdir, "run_dir": str(run_dir), "trace_files": [str(f) for f in files],
+            "steps_requested": request.steps, "step_wall_times_us": times, "device": info["device"],
+            "batch_size": request.batch_size, "model_name": model.name, "inter_op_threads": None,
             "host_tracer_level": 0, "graph_nodes": 0, "extra": {"backend": "jax", "training": training}}
 
 
@@ -209,16 +201,15 @@ def _run_steps(jax, step, args, count: int, first: int, trained: bool) -> tuple:
     return times, args
 
 
-def _record(jax, step, args, request: dict) -> tuple:
+def _record(jax, step, args, logdir: Path, request: CaptureRequest) -> tuple:
     """Warm up (compile excluded from the trace), then record steps + 1 under the JAX profiler."""
-    trained = bool(request["train"])
-    warmup = max(int(request["warmup"]), 1)
+    trained = request.train
+    warmup = max(int(request.warmup), 1)
     _, args = _run_steps(jax, step, args, warmup, -warmup, trained)
-    logdir = Path(request["logdir"])
     before = set(logdir.rglob("*.xplane.pb"))
     jax.profiler.start_trace(str(logdir))
     try:
-        times, _ = _run_steps(jax, step, args, int(request["steps"]) + 1, 0, trained)
+        times, _ = _run_steps(jax, step, args, int(request.steps) + 1, 0, trained)
     finally:
         jax.profiler.stop_trace()
     files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in before)

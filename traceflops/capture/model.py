@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ModelError, UsageError
-from .tf import _import_tf
+from .tf import import_tf
 
 
 def load_model(path, allow_unsafe: bool = False, compile: bool = False):
@@ -17,7 +17,7 @@ def load_model(path, allow_unsafe: bool = False, compile: bool = False):
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or directory")
-    _import_tf()
+    import_tf()
     import keras
     if path.is_dir():
         if not (path / "saved_model.pb").exists():
@@ -42,7 +42,7 @@ class SavedModelRunner:
     """A SavedModel's serving signature, with the input specs of a Keras model."""
 
     def __init__(self, path):
-        tf = _import_tf()
+        tf = import_tf()
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:
@@ -58,7 +58,7 @@ class SavedModelRunner:
         self.embedding_limit = None
 
 
-def _embedding_limit(model) -> Optional[int]:
+def embedding_limit(model) -> Optional[int]:
     """Smallest vocabulary among the model's Embedding layers: integer inputs stay below it."""
     import keras
     limits = []
@@ -146,7 +146,7 @@ def pack_inputs(model, specs, tensors: list, by_name: bool = False):
 
 
 def synthetic_inputs(specs, embedding_limit: Optional[int], seed: int = 0):
-    tf = _import_tf()
+    tf = import_tf()
     generator = tf.random.Generator.from_seed(seed)
     tensors = []
     for _, dims, dtype in specs:
@@ -170,7 +170,7 @@ def build_step_function(model, specs, jit_compile: bool = False, by_name: bool =
     events with `hlo_op`/`hlo_module`, and the HLO module itself is stored in
     the trace's `/host:metadata` plane.
     """
-    tf = _import_tf()
+    tf = import_tf()
     signature = [tf.TensorSpec(dims, tf.as_dtype(dtype), name=None) for _, dims, dtype in specs]
     if isinstance(model, SavedModelRunner):
         names = [name for name, _, _ in specs]

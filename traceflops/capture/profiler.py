@@ -7,13 +7,14 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..errors import CaptureError
-from .tf import _import_tf
-
-STEP_MARKER = "traceflops_step"
+from .names import STEP_MARKER
+from .netns import enter_private_network_thread
+from .tf import import_tf
 
 
 def _free_loopback_port() -> int:
@@ -22,26 +23,15 @@ def _free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-# Set by the sandboxed capture process (sandbox.py) once the whole process is in its private
-# network namespace, and behind --expose-profiler-port. Nothing else may start a reachable server.
-SERVER_ISOLATED = False
-ALLOW_EXPOSED = False
-
-
-def _enter_private_network() -> Optional[str]:
-    """Move the calling thread into a new network namespace with only its loopback up (root only:
-    an unprivileged user needs a user namespace, which a multi-threaded process cannot enter);
-    None on success, else why not."""
-    import ctypes
-    from .sandbox import CLONE_NEWNET, _loopback_up
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(CLONE_NEWNET) != 0:
-            return f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}"
-        _loopback_up()
-    except (OSError, AttributeError) as exc:  # no unshare (not Linux) or no permission
-        return f"no private network namespace ({exc})"
-    return None
+@dataclass(frozen=True)
+class ServerPolicy:
+    """Where the level-3 profiler server may start. `process_isolated`: this whole process is in its
+    private network namespace (the sandboxed capture child, sandbox.py, once it entered it).
+    `allow_exposed`: a server reachable on every interface is allowed where no namespace can be made
+    (--expose-profiler-port, in that child only). The default allows only a server confined to its
+    thread's own namespace."""
+    process_isolated: bool = False
+    allow_exposed: bool = False
 
 
 class _ProfilerService:
@@ -49,28 +39,30 @@ class _ProfilerService:
 
     Started once per process (TensorFlow cannot stop the server; it ends with
     the process, which is why traceflops.profile runs captures in a child process,
-    sandbox.py). The server starts only where it is isolated, or behind
-    ALLOW_EXPOSED; `note` says which.
+    sandbox.py). The server starts only where it is isolated, or where `policy` allows
+    it exposed; `note` says which.
     """
 
-    def __init__(self):
+    def __init__(self, policy: ServerPolicy):
         import queue
         self._tasks = queue.Queue()
         self._ready = queue.Queue()
+        self.policy = policy  # what it was started under: a later capture in the process reuses it
         self.port = None
         self.isolated = False
         self.note = ""
-        thread = threading.Thread(target=self._serve, name="traceflops-profiler-service", daemon=True)
+        thread = threading.Thread(target=self._serve, args=(policy,), name="traceflops-profiler-service",
+                                  daemon=True)
         thread.start()
         failure = self._ready.get()
         if failure is not None:
             raise CaptureError(f"could not start the profiler server: {failure}")
 
-    def _serve(self):
+    def _serve(self, policy: ServerPolicy):
         try:
-            reason = None if SERVER_ISOLATED else _enter_private_network()
+            reason = None if policy.process_isolated else enter_private_network_thread()
             self.isolated = reason is None
-            if not self.isolated and not ALLOW_EXPOSED:
+            if not self.isolated and not policy.allow_exposed:
                 raise RuntimeError(
                     f"no private network namespace for the profiler server ({reason}), and it would listen on "
                     "every interface; capture through traceflops.profile (it sandboxes the capture) or at "
@@ -100,18 +92,21 @@ class _ProfilerService:
         return done
 
 
-_SERVICE = None
+# One per process: TensorFlow cannot stop the server, so a second capture in the process reuses it.
+_service: Optional[_ProfilerService] = None
 
 
-def _profiler_service() -> _ProfilerService:
-    global _SERVICE
-    if _SERVICE is None:
-        _SERVICE = _ProfilerService()
-    return _SERVICE
+def _profiler_service(policy: ServerPolicy) -> _ProfilerService:
+    global _service
+    if _service is None:
+        _service = _ProfilerService(policy)
+    return _service
 
 
-def _run_steps(step_fn, inputs, count, first_step=0):
-    tf = _import_tf()
+def run_steps(step_fn, inputs, count, first_step=0):
+    """Call `step_fn(*inputs)` `count` times, each in a step marker numbered from `first_step` and waited
+    on until its results are ready; the calls' wall times in microseconds."""
+    tf = import_tf()
     times = []
     for number in range(first_step, first_step + count):
         start = time.perf_counter()
@@ -178,9 +173,9 @@ class _SessionEnder:
                                                     request_serializer=bytes, response_deserializer=bytes)
 
     @classmethod
-    def connect(cls, port: int) -> Optional["_SessionEnder"]:
+    def connect(cls, port: int, policy: ServerPolicy) -> Optional["_SessionEnder"]:
         """None where the session cannot be ended early (its window then closes by itself)."""
-        if not SERVER_ISOLATED:
+        if not policy.process_isolated:
             return None
         try:
             return cls(port)
@@ -208,15 +203,16 @@ class Level3(NamedTuple):
     collected_meanwhile: object  # what `while_collecting()` returned
     window_ms: int  # the session's requested length
     ended_early: bool  # ended by us once the steps were done, not by the window's end
+    server_note: str  # where the profiler server listened (ServerPolicy)
 
 
-def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_level,
-                  while_collecting=None) -> Level3:
+def trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_level, policy: ServerPolicy,
+                 while_collecting=None) -> Level3:
     """Record level 3 through the loopback profiler service while steps run; `while_collecting()` is
     work done while the server collects and writes the trace."""
     from xprof.convert import _pywrap_profiler_plugin as plugin
-    service = _profiler_service()
-    ender = _SessionEnder.connect(service.port)
+    service = _profiler_service(policy)
+    ender = _SessionEnder.connect(service.port, service.policy)
     ends_early = ender is not None
     # The service starts its session a few milliseconds after the request; we wait out that start and
     # run the requested steps plus one spare first (the analysis drops the first recorded step, which
@@ -241,7 +237,7 @@ def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_le
         requested_s = time.time()
         done = service.submit(trace)
         time.sleep(startup_s)
-        times = _run_steps(step_fn, inputs, calls)
+        times = run_steps(step_fn, inputs, calls)
         names = _session_names(requested_s, time.time()) if ender is not None and not done else []
         sent = bool(names) and ender.end(names)
         extra = while_collecting() if while_collecting is not None else None
@@ -252,14 +248,15 @@ def _trace_level3(logdir, step_fn, inputs, steps, step_time_us, device_tracer_le
     status, value = done[0]
     if status == "error":
         raise CaptureError(f"the profiler service failed to record a trace: {value}")
-    return Level3(times, extra, duration_ms, bool(ended_early))
+    return Level3(times, extra, duration_ms, bool(ended_early), service.note)
 
 
-def _trace_level2(logdir, step_fn, inputs, steps):
-    tf = _import_tf()
+def trace_level2(logdir, step_fn, inputs, steps):
+    """Record host tracer level 2 with the in-process profiler (no server) while steps run."""
+    tf = import_tf()
     tf.profiler.experimental.start(str(logdir))
     try:
-        times = _run_steps(step_fn, inputs, steps)
+        times = run_steps(step_fn, inputs, steps)
     finally:
         tf.profiler.experimental.stop()
     return times

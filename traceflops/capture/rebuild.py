@@ -72,9 +72,9 @@ def _static_under_node_names(record: dict, static: dict) -> None:
 
 
 def _synthetic_batch(model, batch_size: int, train: bool, seed: int = 0):
-    from .model import _embedding_limit, input_specs, synthetic_inputs
+    from .model import embedding_limit, input_specs, synthetic_inputs
     specs = input_specs(model, batch_size)
-    inputs = synthetic_inputs(specs, _embedding_limit(model), seed)
+    inputs = synthetic_inputs(specs, embedding_limit(model), seed)
     x = inputs[0] if len(inputs) == 1 else list(inputs)
     if not train:
         return x, None, None
@@ -88,7 +88,7 @@ def rebuild_graph(model, batch_size: int, train: bool) -> dict:
     """The executed-graph record (capture/graph_record.py format) of Keras' fit or predict step."""
     import tensorflow as tf
     from tensorflow.python.eager import context
-    from .graph_record import _static_tensors, fill_rewritten_shapes, graph_record
+    from .graph_record import fill_rewritten_shapes, graph_record, static_tensors
     from .layers import recording_layer_scopes
     x, y, setup = _synthetic_batch(model, batch_size, train)
     data = tf.data.Dataset.from_tensors((x, y) if train else (x,))
@@ -107,7 +107,7 @@ def rebuild_graph(model, batch_size: int, train: bool) -> dict:
     record = graph_record(run_metadata, concretes[0]) if concretes else graph_record(run_metadata, None)
     static = {}
     for concrete in concretes:
-        static.update(_static_tensors(concrete))
+        static.update(static_tensors(concrete))
     _static_under_node_names(record, static)
     fill_rewritten_shapes(record)
     record["layer_scopes"] = layer_scopes
@@ -130,7 +130,7 @@ def _child_request(request: dict) -> dict:
 
 
 def child_main() -> None:
-    from .sandbox import answer_and_exit, read_request
+    from .child_process import answer_and_exit, read_request
     request = read_request()
     answer_and_exit(request, _child_request(request))
 
@@ -143,7 +143,7 @@ def rebuild_isolated(model, batch_size: int, train: bool, allow_unsafe: bool = F
     """`rebuild_graph` in a child process; `model` is a path or an in-memory Keras model (saved first).
     `onednn`: whether the trace ran oneDNN kernels (`_Mkl...` types); the child's
     TF_ENABLE_ONEDNN_OPTS follows it so its kernel types are the trace's (None: inherited)."""
-    from .sandbox import run_child
+    from .child_process import run_child
     scratch = tempfile.mkdtemp(prefix=".traceflops-rebuild-")
     try:
         if isinstance(model, (str, os.PathLike)):

@@ -3,39 +3,19 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..errors import CaptureError, ModelError, UsageError
-from . import profiler
 from . import train as train_stage
 from .graph_record import graph_record
 from .layers import recording_layer_scopes
-from .options import validate_capture_options
-from .model import (SavedModelRunner, _embedding_limit, build_step_function, input_specs, pack_inputs,
-                    synthetic_inputs)
-from .profiler import _run_steps, _trace_level2, _trace_level3
-from .tf import _import_tf
-
-GRAPH_FILE = "traceflops_graph.json"
-CAPTURE_FILE = "traceflops_capture.json"
-
-
-@dataclass
-class CaptureResult:
-    logdir: str
-    run_dir: str
-    trace_files: list
-    steps_requested: int
-    step_wall_times_us: list
-    device: str
-    batch_size: int
-    model_name: str
-    inter_op_threads: Optional[int]
-    host_tracer_level: int
-    graph_nodes: int
-    extra: dict = field(default_factory=dict)
+from .model import SavedModelRunner, build_step_function, embedding_limit, input_specs, pack_inputs, synthetic_inputs
+from .names import CAPTURE_FILE, GRAPH_FILE
+from .profiler import ServerPolicy, run_steps, trace_level2, trace_level3
+from .request import CaptureRequest, CaptureResult
+from .tf import import_tf
 
 
 def set_threading(inter_op_threads: Optional[int]) -> Optional[int]:
@@ -46,7 +26,7 @@ def set_threading(inter_op_threads: Optional[int]) -> Optional[int]:
     machine's intra-op threads to itself and the ops of a step tile its wall
     time. Must happen before TensorFlow's runtime starts.
     """
-    tf = _import_tf()
+    tf = import_tf()
     if inter_op_threads is None:
         return tf.config.threading.get_inter_op_parallelism_threads() or None
     try:
@@ -58,7 +38,7 @@ def set_threading(inter_op_threads: Optional[int]) -> Optional[int]:
 
 def resolve_device(device: str) -> str:
     """`CPU:0`, `GPU:1`, `/device:GPU:1` to TensorFlow's full name; error if TF does not see it."""
-    tf = _import_tf()
+    tf = import_tf()
     text = device.strip()
     short = text.split("device:")[-1].lstrip("/").upper()
     if ":" not in short:
@@ -96,60 +76,68 @@ def capture(model, logdir, batch_size: int = 1, steps: int = 10, warmup: int = 3
     the dimensions after the batch of inputs the model leaves unknown (a tuple, a
     list of tuples, or a dict by input name), or of every input of a subclassed model.
     """
-    validate_capture_options(batch_size, steps, warmup, host_tracer_level, device)
-    _check_arguments(model, train)
-    threads = set_threading(inter_op_threads)
-    tf = _import_tf()
-    device_name = resolve_device(device)
-    specs = input_specs(model, batch_size, input_shape)
+    request = CaptureRequest(batch_size=batch_size, steps=steps, warmup=warmup, device=device,
+                             host_tracer_level=host_tracer_level, inter_op_threads=inter_op_threads, seed=seed,
+                             jit_compile=jit_compile, train=train, input_shape=input_shape)
+    return run_capture(model, logdir, request)
+
+
+def run_capture(model, logdir, request: CaptureRequest, server: ServerPolicy = ServerPolicy()) -> CaptureResult:
+    """`capture` of a `CaptureRequest`; `server` says where a level-3 profiler server may listen (the
+    default: only inside its thread's own network namespace)."""
+    request.validate()
+    _check_arguments(model, request.train)
+    threads = set_threading(request.inter_op_threads)
+    tf = import_tf()
+    device_name = resolve_device(request.device)
+    specs = input_specs(model, request.batch_size, request.input_shape)
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    options = {"batch_size": batch_size, "steps": steps, "warmup": warmup, "host_tracer_level": host_tracer_level,
-               "jit_compile": jit_compile, "train": train, "seed": seed, "by_name": isinstance(input_shape, dict)}
     with tf.device(device_name):
-        run = _run_under_profiler(model, specs, logdir, device_name, options)
+        run = _run_under_profiler(model, specs, logdir, device_name, request, server)
     new_files = sorted(p for p in logdir.rglob("*.xplane.pb") if p not in run.before)
     if not new_files:
         raise CaptureError(f"{logdir}: the profiler wrote no trace")
     run_dir = new_files[0].parent
     record = run.record
     _write_json(run_dir / GRAPH_FILE, record)
-    info = _capture_info(model, device_name, options, threads, inter_op_threads, run, tf.__version__)
+    info = _capture_info(model, device_name, request, threads, run, tf.__version__)
     _write_json(run_dir / CAPTURE_FILE, info)
-    return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], steps, run.times_us,
-                         device_name, batch_size, info["model"], threads, host_tracer_level, len(record["nodes"]),
-                         extra={"training": info["training"]} if "training" in info else {})
+    return CaptureResult(str(logdir), str(run_dir), [str(f) for f in new_files], request.steps, run.times_us,
+                         device_name, request.batch_size, info["model"], threads, request.host_tracer_level,
+                         len(record["nodes"]), extra={"training": info["training"]} if "training" in info else {})
 
 
-def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: dict) -> _Run:
+def _run_under_profiler(model, specs, logdir: Path, device_name: str, request: CaptureRequest,
+                        server: ServerPolicy) -> _Run:
     """Build the step, record its executed graph at the first call, warm up, then profile."""
-    tf = _import_tf()
+    tf = import_tf()
     from tensorflow.python.eager import context
-    limit = model.embedding_limit if isinstance(model, SavedModelRunner) else _embedding_limit(model)
-    inputs = synthetic_inputs(specs, limit, options["seed"])
-    saved, training, by_name = None, None, options["by_name"]
+    limit = model.embedding_limit if isinstance(model, SavedModelRunner) else embedding_limit(model)
+    inputs = synthetic_inputs(specs, limit, request.seed)
+    saved, training, by_name = None, None, request.shapes_by_name
     try:
-        if options["train"]:
+        if request.train:
             saved = train_stage.snapshot(model)
-            step_fn, inputs, training = _training_step(model, specs, options["batch_size"], inputs,
-                                                       options["seed"], options["jit_compile"], by_name)
+            step_fn, inputs, training = _training_step(model, specs, request.batch_size, inputs,
+                                                       request.seed, request.jit_compile, by_name)
         else:
             _build(model, specs, inputs, by_name)
-            step_fn = build_step_function(model, specs, options["jit_compile"], by_name)
+            step_fn = build_step_function(model, specs, request.jit_compile, by_name)
         with recording_layer_scopes(model) as layer_scopes:
             concrete = step_fn.get_concrete_function(*[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
         # Partition graphs are only reported for the call that instantiates the function.
         context.enable_run_metadata()
         try:
-            _run_steps(step_fn, inputs, 1, first_step=-1)
+            run_steps(step_fn, inputs, 1, first_step=-1)
             run_metadata = context.export_run_metadata()
         finally:
             context.disable_run_metadata()
-        warmup = max(options["warmup"], 1)
-        warm_times = _run_steps(step_fn, inputs, warmup, first_step=-1 - warmup)
+        warmup = max(request.warmup, 1)
+        warm_times = run_steps(step_fn, inputs, warmup, first_step=-1 - warmup)
         # As many unprofiled calls again, warm for sure, just before the capture: with the later warm-up
         # calls they are the baseline of the profiler's overhead (summary: profiler_overhead).
-        unprofiled = warm_times[1:] + _run_steps(step_fn, inputs, warmup, first_step=-1000)
+        unprofiled = warm_times[1:] + run_steps(step_fn, inputs, warmup, first_step=-1000)
         before = set(logdir.rglob("*.xplane.pb"))
 
         def record_graph() -> dict:
@@ -158,18 +146,19 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
             except Exception as exc:  # said as what failed, not as a failure of the model's run
                 raise CaptureError(f"recording the executed graph failed: {type(exc).__name__}: "
                                    f"{cause_of(exc)}") from None
-        if options["host_tracer_level"] == 3:
+        if request.host_tracer_level == 3:
             # The executed graph is written down while the profiler server collects the trace.
-            traced = _trace_level3(logdir, step_fn, inputs, options["steps"], statistics.median(unprofiled),
-                                   1 if "GPU" in device_name else 0, while_collecting=record_graph)
+            traced = trace_level3(logdir, step_fn, inputs, request.steps, statistics.median(unprofiled),
+                                  1 if "GPU" in device_name else 0, server, while_collecting=record_graph)
             times, record = traced.times_us, traced.collected_meanwhile
-            window = {"profiler_window_ms": traced.window_ms, "profiler_session_ended_early": traced.ended_early}
+            window = {"profiler_server": traced.server_note, "profiler_window_ms": traced.window_ms,
+                      "profiler_session_ended_early": traced.ended_early}
         else:
-            times, record, window = _trace_level2(logdir, step_fn, inputs, options["steps"]), record_graph(), {}
+            times, record, window = trace_level2(logdir, step_fn, inputs, request.steps), record_graph(), {}
     except (UsageError, CaptureError, ModelError):
         raise
     except Exception as exc:
-        what = "training" if options["train"] else "running"
+        what = "training" if request.train else "running"
         raise CaptureError(f"{what} the model failed: {type(exc).__name__}: {cause_of(exc)}") from None
     finally:
         train_stage.restore(saved)
@@ -177,17 +166,16 @@ def _run_under_profiler(model, specs, logdir: Path, device_name: str, options: d
     return _Run(record, warm_times, times, unprofiled, training, before, window)
 
 
-def _capture_info(model, device_name: str, options: dict, threads, threads_asked, run: _Run, version: str) -> dict:
+def _capture_info(model, device_name: str, request: CaptureRequest, threads, run: _Run, version: str) -> dict:
     """traceflops_capture.json: what ran, how, and what the analysis must warn about."""
-    level = options["host_tracer_level"]
-    server_note = profiler._SERVICE.note if (profiler._SERVICE is not None and level == 3) else ""
-    info = {"model": getattr(model, "name", "model"), "device": device_name, "batch_size": options["batch_size"],
-            "steps": options["steps"], "profiler_server": server_note, "warmup": options["warmup"],
-            "host_tracer_level": level, "jit_compile": options["jit_compile"], "inter_op_threads": threads,
-            "step_wall_times_us": run.times_us, "unprofiled_step_wall_times_us": run.unprofiled_us,
-            "tensorflow": version, **run.window}
+    info = {"model": getattr(model, "name", "model"), "device": device_name, "batch_size": request.batch_size,
+            "steps": request.steps, "profiler_server": "", "warmup": request.warmup,
+            "host_tracer_level": request.host_tracer_level, "jit_compile": request.jit_compile,
+            "inter_op_threads": threads, "step_wall_times_us": run.times_us,
+            "unprofiled_step_wall_times_us": run.unprofiled_us, "tensorflow": version, **run.window}
     if run.training is not None:
         info["training"] = run.training.describe()
+    threads_asked = request.inter_op_threads
     if threads_asked and threads != threads_asked:
         info["capture_warnings"] = [
             f"{threads or 'default'} inter-op threads, not the {threads_asked} asked for: TensorFlow had already "

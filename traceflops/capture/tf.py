@@ -9,7 +9,7 @@ TENSORFLOW_MISSING = ('profile and peaks need TensorFlow, which is not installed
                       'pip install "traceflops[cpu]" (or "traceflops[gpu]")')
 
 
-def _import_tf():
+def import_tf():
     """`tensorflow`, or MissingExtraError when it is not installed (analysis alone does not need it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:

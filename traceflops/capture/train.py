@@ -18,7 +18,7 @@ from typing import Optional
 
 from ..errors import ModelError
 from .model import pack_inputs
-from .tf import _import_tf
+from .tf import import_tf
 
 DEFAULT_OPTIMIZER = "SGD"
 
@@ -34,7 +34,8 @@ class TrainingSetup:
         return {"loss": self.loss, "optimizer": self.optimizer, "defaulted": self.defaulted}
 
 
-def _loss_name(loss) -> str:
+def loss_name(loss) -> str:
+    """The name of a compiled loss: a string, a Keras loss object or a function ("" for none)."""
     if loss is None:
         return ""
     if isinstance(loss, str):
@@ -60,8 +61,8 @@ def _default_loss(model, tensor) -> str:
     return "mean_squared_error"
 
 
-def _target_kind(loss_name: str) -> str:
-    name = loss_name.lower().replace("_", "").replace(" ", "")
+def _target_kind(loss: str) -> str:
+    name = loss.lower().replace("_", "").replace(" ", "")
     if "sparse" in name:
         return "sparse"
     if "categorical" in name or "kldivergence" in name or "kullback" in name:
@@ -114,17 +115,17 @@ def prepare_training(model, batch_size: int) -> TrainingSetup:
         if any(d is None for d in dims):
             raise ModelError(f"output {name!r} has shape {list(tensor.shape)} with an unknown dimension beyond "
                              "the batch: no target shape for training")
-        kind = _target_kind(_loss_name(item))
+        kind = _target_kind(loss_name(item))
         target_dims = dims[:-1] if kind == "sparse" and len(dims) > 1 else dims
         dtype = "int32" if kind == "sparse" else "float32"
         specs.append((name, target_dims, dtype, kind, dims[-1] if dims else 1))
-    loss_text = ", ".join(_loss_name(item) for item in losses)
+    loss_text = ", ".join(loss_name(item) for item in losses)
     return TrainingSetup(loss_text, type(optimizer).__name__, defaulted, specs)
 
 
 def synthetic_targets(setup: TrainingSetup, seed: int = 1):
     """Targets in the range each loss expects (see the module docstring)."""
-    tf = _import_tf()
+    tf = import_tf()
     generator = tf.random.Generator.from_seed(seed)
     targets = []
     for _, dims, _, kind, classes in setup.target_specs:
@@ -145,7 +146,7 @@ def synthetic_targets(setup: TrainingSetup, seed: int = 1):
 def build_train_step(model, specs, setup: TrainingSetup, inputs, targets, jit_compile: bool = False,
                      by_name: bool = False):
     """One tf.function running Keras' `train_step((x, y))` with a fully known signature."""
-    tf = _import_tf()
+    tf = import_tf()
     signature = ([tf.TensorSpec(dims, tf.as_dtype(dtype)) for _, dims, dtype in specs]
                  + [tf.TensorSpec(dims, tf.as_dtype(dtype)) for _, dims, dtype, _, _ in setup.target_specs])
     count = len(specs)

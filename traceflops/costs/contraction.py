@@ -8,8 +8,8 @@ import math
 from typing import Optional
 
 from .epilogues import epilogue_flops
-from .registry import OpInfo, register
-from ..graph.shapes import TensorSpec
+from ..ops import OpInfo, TensorSpec
+from .registry import register
 
 FAMILY = "matmul/einsum"
 # A fused batch norm in `fused_ops` is folded for inference: x*scale' + offset' per element.

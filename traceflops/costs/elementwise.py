@@ -6,7 +6,8 @@ also counted in `Cost.transcendentals`. Adding an op type is one line:
 """
 from __future__ import annotations
 
-from .registry import ELEMENTWISE_FLOPS, OpInfo, output_or_broadcast, register, register_elementwise
+from ..ops import OpInfo
+from .registry import ELEMENTWISE_FLOPS, output_or_broadcast, register, register_elementwise
 
 # Binary arithmetic, comparisons and logic: one operation per output element.
 for _op in ("Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "FloorDiv", "FloorMod", "Mod",

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .epilogues import epilogue_flops
-from .registry import OpInfo, register
+from ..ops import OpInfo
+from .registry import register
 
 
 def _channels_axis(op: OpInfo, rank: int) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from .registry import OpInfo, register
+from ..ops import OpInfo
+from .registry import register
 
 FAMILY = "pooling"
 

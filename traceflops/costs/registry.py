@@ -1,24 +1,39 @@
-"""The op registry: the one place that knows, per op type, its formula or zero reason and its family.
+"""The op registry: the one place that knows, per op type, HLO opcode or custom-call target, its formula or zero reason and its family.
 
-Every formula module registers its functions here with `register`,
-`register_elementwise` or `declare_zero`; `op_cost` looks op types up with
-`lookup`, the roofline plot and summaries ask `family_of`, and the docs table
-and `supported_ops()` are generated from `entries()`. Adding an op type is one
-registration: it then has a cost, a family, a docs row and a `supported_ops` row.
+Keys are namespaced: a TensorFlow op type (`Conv2D`, also spelled `tf:Conv2D`;
+the default namespace is written bare), an HLO opcode (`hlo:dot`, a fusion kind
+`hlo:fusion:kLoop`) or a custom-call target (`custom_call:__cublas$gemm`, with a
+regular expression `pattern` where targets vary). Every formula module registers
+here with `register`, `register_elementwise` or `declare_zero`; `op_cost` and the
+HLO pricing (`costs/hlo/describe.py`) look keys up with `lookup` / `find`, the
+roofline plot and summaries ask `family_of`, and the docs table and
+`supported_ops()` are generated from `entries()`. Adding an op type or an opcode
+is one registration: it then has a cost, a family, a docs row and a
+`supported_ops` row.
 
-Conventions: one fused multiply-add is 2 FLOPs; `macs` only for contractions;
-a formula takes an `OpInfo` and returns `(flops, macs)` (or `(flops, macs,
-transcendentals)`), or None when the shapes or attributes it needs are missing.
+Conventions: one fused multiply-add is 2 FLOPs; `macs` only for contractions.
+Formulas have one of two signatures (`Entry.signature`):
+* `OP`, the source-neutral one, of every TF formula and every user formula:
+  `formula(OpInfo) -> (flops, macs)` (or `(flops, macs, transcendentals)`), or
+  None when the shapes or attributes it needs are missing; HLO instructions are
+  described as `OpInfo`s for it by `costs/hlo/describe.py`;
+* `INSTRUCTION`, of the built-in HLO formulas, which need the module around the
+  instruction (fused and reducer computations, operand instructions):
+  `formula(module_costs, instr) -> Cost`.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from ..graph.shapes import TensorSpec
+from ..ops import OpInfo, TensorSpec
 
 FORMULA, ZERO, UNKNOWN, SHAPES = "formula", "zero", "unknown", "shapes"
+TF, HLO, CUSTOM_CALL = "tf", "hlo", "custom_call"
+NAMESPACES = (TF, HLO, CUSTOM_CALL)
+OP, INSTRUCTION = "op", "instruction"  # the formula signatures (module doc)
 
 # Families of ops that compute (they have FLOPs and can be points on the roofline plot),
 # in legend order; "other" is every op type the registry does not know.
@@ -32,26 +47,6 @@ CALL_REASON = ("runs a nested function or loop: its time here excludes the neste
                "which are reported on their own")
 # oneDNN spellings of an op type: Conv2D -> _MklConv2D, _MklNativeConv2D.
 MKL_PREFIXES = ("_Mkl", "_MklNative")
-
-
-@dataclass
-class OpInfo:
-    op_type: str
-    inputs: list  # TensorSpec or None (resource handles, unknown)
-    outputs: list
-    attrs: dict = field(default_factory=dict)
-    attrs_known: bool = True  # False when no executed graph gave the node's attributes
-    inferred: list = field(default_factory=list)  # what a formula had to infer, for the note
-
-    def input(self, index: int) -> Optional[TensorSpec]:
-        if index < len(self.inputs) and self.inputs[index] is not None and self.inputs[index].known:
-            return self.inputs[index]
-        return None
-
-    def output(self, index: int = 0) -> Optional[TensorSpec]:
-        if index < len(self.outputs) and self.outputs[index] is not None and self.outputs[index].known:
-            return self.outputs[index]
-        return None
 
 
 @dataclass
@@ -75,7 +70,10 @@ class Cost:
 
 @dataclass(frozen=True)
 class Entry:
-    """What the registry knows about one op type."""
+    """What the registry knows about one key: a TF op type, an HLO opcode or a custom-call target.
+
+    `op_type` is the key as the registry holds it: bare for TF op types (`Conv2D`),
+    namespaced otherwise (`hlo:dot`, `custom_call:__cublas$gemm`)."""
     op_type: str
     family: str
     kind: str  # FORMULA or ZERO
@@ -83,6 +81,17 @@ class Entry:
     reason: str = ""  # zero ops: why they are zero
     variant_of: str = ""  # a generated oneDNN spelling: the op type it was generated from
     flops_per_element: Optional[int] = None  # elementwise registrations
+    signature: str = OP  # how `formula` is called (module doc)
+    pattern: str = ""  # custom-call targets: a regular expression the targets it prices match
+
+    @property
+    def namespace(self) -> str:
+        return split_key(self.op_type)[0]
+
+    @property
+    def name(self) -> str:
+        """The key within its namespace: `dot` for `hlo:dot`."""
+        return split_key(self.op_type)[1]
 
     @property
     def description(self) -> str:
@@ -94,6 +103,20 @@ class Entry:
 
 
 _ENTRIES: dict = {}
+
+
+def split_key(key: str) -> tuple:
+    """(namespace, name): `hlo:fusion:kLoop` -> ("hlo", "fusion:kLoop"); `Conv2D`, `tf:Conv2D` -> ("tf", "Conv2D")."""
+    namespace, colon, name = str(key).partition(":")
+    if colon and namespace in NAMESPACES:
+        return namespace, name
+    return TF, str(key)
+
+
+def canonical_key(key: str) -> str:
+    """The key as the registry holds it: TF op types bare, other namespaces prefixed."""
+    namespace, name = split_key(key)
+    return name if namespace == TF else f"{namespace}:{name}"
 
 
 def mkl_variants(op_type: str) -> list:
@@ -115,7 +138,7 @@ def _check_family(family: str) -> None:
 
 
 def _add(entries: list) -> None:
-    """Add entries all or none: a duplicate op type (registered before, or twice here) raises."""
+    """Add entries all or none: a duplicate key (registered before, or twice here) raises."""
     seen = set()
     for entry in entries:
         if entry.op_type in _ENTRIES or entry.op_type in seen:
@@ -123,64 +146,93 @@ def _add(entries: list) -> None:
             what = f"{held.kind} {held.formula.__name__ if held.formula else held.reason!r}" if held else "this call"
             raise ValueError(f"op type {entry.op_type!r} is already registered ({what}); "
                              "unregister it first to replace it")
+        if entry.pattern:
+            re.compile(entry.pattern)  # a bad pattern fails at registration, not when pricing
         seen.add(entry.op_type)
     for entry in entries:
         _ENTRIES[entry.op_type] = entry
 
 
 def _expand(op_types: tuple, variants: bool, make: Callable) -> list:
+    """One entry per key, and with `variants` (TF op types only) one per oneDNN spelling."""
     entries = []
     for op_type in op_types:
-        entries.append(make(op_type, ""))
-        if variants:
-            entries += [make(v, op_type) for v in mkl_variants(op_type)]
+        key = canonical_key(op_type)
+        entries.append(make(key, ""))
+        if variants and split_key(key)[0] == TF:
+            entries += [make(v, key) for v in mkl_variants(key)]
     return entries
 
 
-def register(*op_types: str, family: str, variants: bool = True):
-    """Decorator: register a formula for each op type (and, with `variants`, its oneDNN spellings).
+def _check_pattern(op_types: tuple, pattern: str) -> None:
+    if pattern and (len(op_types) != 1 or split_key(op_types[0])[0] != CUSTOM_CALL):
+        raise ValueError("a pattern names the custom-call targets of one `custom_call:` key")
 
-    The function takes an `OpInfo` and returns `(flops, macs)` (macs None for
-    non-contractions), optionally `(flops, macs, transcendentals)`, or None when
-    the shapes or attributes it needs are missing. An op type registered before
-    raises ValueError.
+
+def register(*op_types: str, family: str, variants: bool = True, signature: str = OP, pattern: str = ""):
+    """Decorator: register a formula for each key (and, with `variants`, a TF op type's oneDNN spellings).
+
+    With the `OP` signature the function takes an `OpInfo` and returns
+    `(flops, macs)` (macs None for non-contractions), optionally `(flops, macs,
+    transcendentals)`, or None when the shapes or attributes it needs are
+    missing; `INSTRUCTION` formulas (built-in HLO ones) see the module (module
+    doc). `pattern`: a `custom_call:` key's regular expression for the targets
+    it prices. A key registered before raises ValueError.
     """
     _check_family(family)
     if not op_types:
         raise ValueError("register() needs at least one op type")
+    if signature not in (OP, INSTRUCTION):
+        raise ValueError(f"unknown formula signature {signature!r}: {OP!r} or {INSTRUCTION!r}")
+    _check_pattern(op_types, pattern)
 
     def wrap(fn: Callable) -> Callable:
-        _add(_expand(op_types, variants, lambda t, base: Entry(t, family, FORMULA, fn, variant_of=base)))
+        _add(_expand(op_types, variants, lambda t, base: Entry(
+            t, family, FORMULA, fn, variant_of=base, signature=signature, pattern=pattern)))
         return fn
     return wrap
 
 
-def declare_zero(*op_types: str, reason: str, family: str = "data movement", variants: bool = False) -> None:
-    """Declare op types that do no arithmetic on tensor data: 0 FLOPs, bytes still counted, `reason` noted."""
+def declare_zero(*op_types: str, reason: str, family: str = "data movement", variants: bool = False,
+                 pattern: str = "") -> None:
+    """Declare keys that do no arithmetic on tensor data: 0 FLOPs, bytes still counted, `reason` noted."""
     _check_family(family)
     if not reason:
         raise ValueError("declare_zero() needs a reason")
-    _add(_expand(op_types, variants, lambda t, base: Entry(t, family, ZERO, reason=reason, variant_of=base)))
+    _check_pattern(op_types, pattern)
+    _add(_expand(op_types, variants, lambda t, base: Entry(t, family, ZERO, reason=reason, variant_of=base,
+                                                           pattern=pattern)))
 
 
 def unregister(*op_types: str, variants: bool = True) -> None:
-    """Forget op types (and their generated oneDNN spellings); for tests and user overrides."""
+    """Forget keys (and a TF op type's generated oneDNN spellings); for tests and user overrides."""
     for op_type in op_types:
-        _ENTRIES.pop(op_type, None)
-        if variants:
-            for variant in mkl_variants(op_type):
-                if variant in _ENTRIES and _ENTRIES[variant].variant_of == op_type:
+        key = canonical_key(op_type)
+        _ENTRIES.pop(key, None)
+        if variants and split_key(key)[0] == TF:
+            for variant in mkl_variants(key):
+                if variant in _ENTRIES and _ENTRIES[variant].variant_of == key:
                     del _ENTRIES[variant]
 
 
 def lookup(op_type: str) -> Optional[Entry]:
-    """The registry entry of an op type, or None."""
-    return _ENTRIES.get(op_type)
+    """The registry entry of a key (`Conv2D`, `tf:Conv2D`, `hlo:dot`, `custom_call:__cublas$gemm`), or None."""
+    return _ENTRIES.get(canonical_key(op_type))
 
 
-def entries() -> list:
-    """Every registered entry, in registration order."""
-    return list(_ENTRIES.values())
+def find(namespace: str, name: str) -> Optional[Entry]:
+    """The entry that prices `name` in `namespace`: its own key first, else the first registered
+    pattern it matches (custom-call targets), else None."""
+    entry = lookup(f"{namespace}:{name}")
+    if entry is not None:
+        return entry
+    return next((e for e in list(_ENTRIES.values())
+                 if e.pattern and e.namespace == namespace and re.match(e.pattern, name)), None)
+
+
+def entries(namespace: Optional[str] = None) -> list:
+    """Every registered entry (of one namespace, if given), in registration order."""
+    return [e for e in list(_ENTRIES.values()) if namespace is None or e.namespace == namespace]
 
 
 def is_function_call(op_type: str) -> bool:
@@ -188,24 +240,44 @@ def is_function_call(op_type: str) -> bool:
     return str(op_type).startswith(("__inference_", "__forward_", "__backward_"))
 
 
+def hlo_entry(opcode: str, fusion_kind: str = "") -> Optional[Entry]:
+    """The entry of an HLO instruction: its fusion kind's (`hlo:fusion:kLoop`) first, else its opcode's."""
+    if fusion_kind:
+        entry = lookup(f"{HLO}:{opcode}:{fusion_kind}")
+        if entry is not None:
+            return entry
+    return lookup(f"{HLO}:{opcode}")
+
+
 def family_of(op_type: str) -> str:
-    """The op family of any op type: registered ones from the registry; traced function calls
-    `call`; XLA op types (`fusion:kLoop`, `dot`, `custom-call`) from the HLO opcode table;
+    """The op family of any op type: registered keys from the registry; traced function calls
+    `call`; XLA op types (`fusion:kLoop`, `dot`, `custom-call`) from their `hlo:` entries;
     anything else `other`."""
     op_type = "" if op_type is None else str(op_type)
-    entry = _ENTRIES.get(op_type)
+    entry = lookup(op_type)
     if entry is not None:
         return entry.family
     if is_function_call(op_type):
         return CALL
     if op_type[:1].islower():
-        from .hlo.opcodes import opcode_family
-        return opcode_family(op_type)
+        opcode, _, kind = op_type.partition(":")
+        entry = hlo_entry(opcode, kind)
+        return entry.family if entry is not None else OTHER
     return OTHER
 
 
+def formula_counts(entry: Entry, op: OpInfo) -> Optional[tuple]:
+    """(flops, macs, transcendentals) of an `OP` formula on `op`, ints (macs None when it gives none),
+    or None when the formula cannot count."""
+    result = entry.formula(op)
+    if result is None:
+        return None
+    transcendentals = int(result[2]) if len(result) > 2 and result[2] is not None else 0
+    return int(result[0]), None if result[1] is None else int(result[1]), transcendentals
+
+
 class _View(Mapping):
-    """A live read-only view of the registry: op type -> formula (FORMULAS) or zero reason (ZERO_OPS)."""
+    """A live read-only view of the TF op types: op type -> formula (FORMULAS) or zero reason (ZERO_OPS)."""
 
     def __init__(self, kind: str):
         self._kind = kind
@@ -213,17 +285,39 @@ class _View(Mapping):
     def _value(self, entry: Entry):
         return entry.formula if self._kind == FORMULA else entry.reason
 
+    def _holds(self, key: str, entry: Entry) -> bool:
+        return entry.kind == self._kind and split_key(key)[0] == TF
+
     def __getitem__(self, op_type: str):
         entry = _ENTRIES.get(op_type)
-        if entry is None or entry.kind != self._kind:
+        if entry is None or not self._holds(op_type, entry):
             raise KeyError(op_type)
         return self._value(entry)
 
     def __iter__(self) -> Iterator[str]:
-        return (t for t, e in list(_ENTRIES.items()) if e.kind == self._kind)
+        return (t for t, e in list(_ENTRIES.items()) if self._holds(t, e))
 
     def __len__(self) -> int:
-        return sum(1 for e in _ENTRIES.values() if e.kind == self._kind)
+        return sum(1 for t, e in list(_ENTRIES.items()) if self._holds(t, e))
+
+
+class NamespaceView(Mapping):
+    """A live read-only view of one namespace: name -> Entry (`OPCODES`: opcode -> its `hlo:` entry)."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+
+    def __getitem__(self, name: str) -> Entry:
+        entry = lookup(f"{self.namespace}:{name}")
+        if entry is None:
+            raise KeyError(name)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.name for e in entries(self.namespace))
+
+    def __len__(self) -> int:
+        return len(entries(self.namespace))
 
 
 FORMULAS = _View(FORMULA)

@@ -9,7 +9,8 @@ element into the taps it came from: a multiply and an add per tap.
 """
 from __future__ import annotations
 
-from .registry import OpInfo, declare_zero, register
+from ..ops import OpInfo
+from .registry import declare_zero, register
 
 FAMILY = "elementwise"
 

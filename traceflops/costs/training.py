@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from . import OpInfo
+from ..ops import OpInfo
 from .registry import register, register_elementwise
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..ops import TensorSpec, canonical_dtype
 from .layers import LayerIndex
-from .shapes import TensorSpec, canonical_dtype
 
 
 @dataclass

@@ -4,7 +4,7 @@ With the scopes the capture recorded (`layer_scopes` in traceflops_graph.json:
 graph scope -> layer path, see capture/layers.py), an op's layer is the layer
 whose scope is the longest prefix of the op's name, after the scopes that
 function calls and gradients add (`StatefulPartitionedCall/`, `gradient_tape/`,
-an XLA `jit(...)` frame); an op in no layer (arguments, the model's own casts,
+a JAX `jit(...)` frame: trace/naming.py); an op in no layer (arguments, the model's own casts,
 an optimizer's updates) is `(model)`.
 Without them (a trace recorded elsewhere) the layer is read off the name:
 `model/layer/.../Op` -> `layer`, which keeps TensorFlow's scope suffixes.
@@ -13,17 +13,15 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..trace.naming import JAX_NAMING, TF_NAMING
+
 MODEL_LEVEL = "(model)"
-_CALL_SCOPES = {"StatefulPartitionedCall", "PartitionedCall", "gradient_tape"}
 
 
 def _model_parts(op_name: str) -> list:
     """The op name's scope parts without call and gradient scopes and JAX transformation frames
-    (`jit(step)`, `jvp(...)`, `transpose(jvp(...))`: a Keras layer name has no parenthesis)."""
-    parts = [p for p in op_name.split("/") if "(" not in p]
-    while parts and (parts[0] in _CALL_SCOPES or parts[0].startswith("StatefulPartitionedCall_")):
-        parts = parts[1:]
-    return parts
+    (`jit(step)`, `jvp(...)`, `transpose(jvp(...))`), by the naming rules of trace/naming.py."""
+    return TF_NAMING.model_parts(JAX_NAMING.without_frames(op_name.split("/")))
 
 
 def layer_of(op_name: str) -> str:

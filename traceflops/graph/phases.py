@@ -24,28 +24,20 @@ step's jitted function (`jit(train_step)/sub`) — outside the differentiated fu
 update and the step's bookkeeping, counted as `optimizer`. XLA fuses as it likes: an update fused
 into the kernel of a weight gradient counts with that gradient (backward). Instructions of a JAX step
 without a name stack (layout transposes of the parameters, `p['conv1']['w']`) count as forward.
+
+The names are read by the naming rules of the trace's source (trace/naming.py); this module says
+which phase each kind of name is.
 """
 from __future__ import annotations
 
-import re
+from ..trace.naming import JAX_NAMING, TF_NAMING
 
 FORWARD, BACKWARD, OPTIMIZER, LOSS_AND_METRICS = "forward", "backward", "optimizer", "loss_and_metrics"
 PHASES = (FORWARD, BACKWARD, OPTIMIZER, LOSS_AND_METRICS)
 
-_CALL_SCOPES = {"StatefulPartitionedCall", "PartitionedCall"}
-_GRADIENT_SCOPES = ("gradient_tape", "gradients")
-# Keras optimizer scope names, lower-cased (TF may add `_1`).
-_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "ftrl", "lion",
-               "lamb", "adafactor", "loss_scale_optimizer", "lossscaleoptimizer", "optimizer")
-_OPTIMIZER_SCOPE = re.compile(r"^(%s)(_\d+)?(_|$)" % "|".join(_OPTIMIZERS))
-_LOSS_SCOPES = ("compile_loss", "compile_metrics", "loss", "metrics", "loss_tracker")
-_LOSS_WORDS = ("crossentropy", "mean_squared_error", "mean_absolute_error", "hinge", "huber", "poisson",
-               "kl_divergence", "cosine_similarity", "accuracy", "log_cosh")
 # Gradient accumulation that the optimizer performs on IndexedSlices (embedding gradients).
 _ACCUMULATION_OPS = ("UnsortedSegmentSum", "SparseSegmentSum", "SegmentSum")
 _STEP_EDGES = ("_Arg", "_Retval", "_DeviceArg", "_DeviceRetval", "Identity", "NoOp")
-# A JAX name stack: the jitted (or pmapped) function first.
-_JAX_NAME = re.compile(r"^(jit|pjit|pmap|xla_pmap)\(")
 
 
 def _base_type(op_type: str) -> str:
@@ -53,21 +45,20 @@ def _base_type(op_type: str) -> str:
 
 
 def is_jax_name(op_name: str) -> bool:
-    return bool(_JAX_NAME.match(op_name))
+    return JAX_NAMING.owns(op_name)
 
 
 def phase_of(op_name: str, op_type: str = "") -> str:
     """`forward`, `backward`, `optimizer` or `loss_and_metrics` for an op of a training step."""
-    if is_jax_name(op_name):
-        return BACKWARD if "transpose(jvp(" in op_name else FORWARD if "jvp(" in op_name else OPTIMIZER
-    parts = op_name.split("/")
-    while len(parts) > 1 and parts[0] in _CALL_SCOPES:
-        parts = parts[1:]
+    if JAX_NAMING.owns(op_name):
+        return (BACKWARD if JAX_NAMING.marks_gradients(op_name) else FORWARD if JAX_NAMING.in_differentiated(op_name)
+                else OPTIMIZER)
+    parts = TF_NAMING.scope_parts(op_name)
     kind = _base_type(op_type)
-    if any(part.startswith(_GRADIENT_SCOPES) for part in parts[:-1]):
+    if TF_NAMING.in_gradient_scope(parts):
         return BACKWARD
     top = parts[0].lower()
-    if _OPTIMIZER_SCOPE.match(top):
+    if TF_NAMING.is_optimizer_scope(top):
         return BACKWARD if kind in _ACCUMULATION_OPS else OPTIMIZER
     if len(parts) == 1:  # outside every scope: the step's arguments, gradient sums, metric state
         if kind == "AddN":
@@ -75,6 +66,6 @@ def phase_of(op_name: str, op_type: str = "") -> str:
         if kind in _STEP_EDGES:
             return FORWARD
         return LOSS_AND_METRICS
-    if re.sub(r"_\d+$", "", top) in _LOSS_SCOPES or any(word in top for word in _LOSS_WORDS):
+    if TF_NAMING.is_loss_scope(top):
         return LOSS_AND_METRICS
     return FORWARD

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..costs import OpInfo
+from ..ops import OpInfo
+from ..trace.naming import TF_NAMING
 from .executed import ExecutedGraph
 from .layers import MODEL_LEVEL, LayerIndex
 from .shapes import parse_shape_list
@@ -41,7 +42,7 @@ def _owning_layer(op_name: str, node, graph: Optional[ExecutedGraph]) -> str:
     layer = layers.layer_of(op_name)
     if node is None or not node.attrs.get("fused_ops") or len(node.inputs) < 2 or not layers:
         return layer
-    owner = layers.layer_of(node.inputs[1].rpartition(":")[0])
+    owner = layers.layer_of(TF_NAMING.node_of(node.inputs[1]))
     return owner if owner != MODEL_LEVEL else layer
 
 

@@ -7,8 +7,8 @@
     summary   = build_summary(ops, ...)                            # summary.py
 
 `join(trace, graph, steps, capture_info, run_dir)` runs them all and returns a
-`Joined`. Column meanings are in each module's docstring (ops: ops_table.py,
-kernels and memcpys: kernels.py, records: records.py).
+`Joined`. Every table's columns, their meanings and how each combines are
+declared once, in `traceflops/schema.py`.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Optional
 import pandas as pd
 
 from ..errors import TraceError
-from ..trace.events import text_mask
+from ..trace.events import DEVICE_WORK_KINDS, text_mask
 from ..trace.xla_cpu import attribute_xla_time, untimed_calls
 from .hosts import HOST_COLUMNS, apply_peak, hosts_table, straggler
 from .kernels import KERNEL_COLUMNS, MEMCPY_COLUMNS, apply_split, kernel_coverage, kernels_table, memcpy_table
 from .ops_table import OPS_COLUMNS, add_rates, ops_table
-from .records import RECORD_COLUMNS, assign_phases, build_records
+from .records import COMPUTE_KINDS, RECORD_COLUMNS, assign_phases, build_records
 from .steps import select_steps
 from .summary import build_summary, primary_device, summarize
 
@@ -79,7 +79,7 @@ def price_trace(trace, graph=None, steps: Optional[int] = None, untimed: Optiona
     XLA:CPU instruction time is attributed first (trace/xla_cpu.py); the call ops of XLA clusters
     that ran without instruction events are appended to `untimed`."""
     events = trace.events
-    if not events["kind"].isin(("op", "xla", "kernel")).any():
+    if not events["kind"].isin(COMPUTE_KINDS).any():
         raise TraceError(f"{', '.join(trace.paths)}: the trace holds no TensorFlow op, XLA or kernel events")
     chosen = select_steps(events, steps)
     events, untimed_clusters = attribute_xla_time(events)
@@ -97,7 +97,7 @@ def join(trace, graph=None, steps: Optional[int] = None, capture_info: Optional[
     """Price every execution of the chosen steps and build the tables and the summary."""
     untimed: list = []
     records, step_rows, num_steps = price_trace(trace, graph, steps, untimed)
-    device_work = trace.events["kind"].isin(("kernel", "memcpy")).any()
+    device_work = trace.events["kind"].isin(DEVICE_WORK_KINDS).any()
     return join_records(records, step_rows, num_steps, trace, graph, steps, capture_info, run_dir, device_work,
                         untimed)
 

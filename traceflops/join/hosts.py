@@ -1,16 +1,7 @@
 """Join, the hosts table: one row per host of a multi-host trace, and its straggler.
 
-| column | meaning |
-| --- | --- |
-| host | the host name of its `.xplane.pb` |
-| steps | the host's steps in the analysis |
-| median_step_time_us | the median of its step times |
-| step_time_skew | its median step time / the median over hosts' medians, minus 1 (+0.10: 10% slower) |
-| flops_per_step | FLOPs of its analysed executions / its steps (the rule of ops_table.py: a GPU op counts through its kernels) |
-| gflops_per_s | flops_per_step / median step time |
-| mfu | gflops_per_s / the primary device's float32 peak (only when ceilings are known) |
-
-The straggler is the host with the longest median step time.
+Its columns are the schema's `hosts` table (`traceflops/schema.py`, rendered in
+docs/design.md). The straggler is the host with the longest median step time.
 """
 from __future__ import annotations
 
@@ -19,7 +10,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-HOST_COLUMNS = ["host", "steps", "median_step_time_us", "step_time_skew", "flops_per_step", "gflops_per_s", "mfu"]
+from ..schema import columns
+
+HOST_COLUMNS = columns("hosts")
 
 
 def _counted(records: pd.DataFrame) -> pd.DataFrame:

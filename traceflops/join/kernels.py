@@ -3,22 +3,9 @@
 `kernels` has one row per distinct (host, device plane, stream line, kernel
 name, launching op). The launching op is the TensorFlow op that launched the
 kernel (`tf_op` / `level 0` / `annotation` stats) or, for XLA, the HLO
-instruction (`program_id` + `hlo_op` stats). Columns:
-
-| column | meaning |
-| --- | --- |
-| host, device, stream | where it ran: `GPU:4`, `Stream #134(Compute)` |
-| kernel_name | the kernel symbol |
-| op_name, op_type, shape | the launching op: TF node and type with its input shapes; for XLA the HLO instruction and its opcode |
-| hlo_module, program_id, hlo_op, framework_op | XLA kernels only |
-| occurrences | launches |
-| flops, bytes | per occurrence, as in every table (None when unknown) |
-| total_flops, total_bytes | over all occurrences |
-| xla_valid_macs | XLA convolutions, per occurrence: XLA's valid-window FMA count (XProf's hlo_stats rule); `macs`/`flops` count every kernel tap |
-| total_time_us, avg_time_us, min_time_us, max_time_us | kernel durations |
-| gflops_per_s | total_flops / total time |
-| dtype, flops_source, note | `formula` / `shapes` / `zero` / `unknown` (TF ops; `shapes`: attributes inferred from shapes), `xla` / `unknown` (HLO), `split` (see below) |
-| grid, block, registers, shared_mem_bytes, occupancy_pct | parsed from `kernel_details` (None when not reported) |
+instruction (`program_id` + `hlo_op` stats). Its columns, and memcpys', are the
+schema's `kernels` and `memcpy` tables (`traceflops/schema.py`, rendered in
+docs/xla.md).
 
 A kernel is priced as one execution of its launching op (`costs.price`): TF
 ops from their type and the input shapes the trace recorded (`shape` stat or
@@ -33,10 +20,7 @@ one whose name says GEMM, convolution or attention (`gemm`, `Cijk_`,
 `cutlass`, `xmma`, `conv`, `fmha`, ...), the longest in total time among
 those; if no name says so, the longest kernel of the op.
 
-`memcpys` has one row per (host, device, stream, memcpy kind, launching op):
-`occurrences`, `total_bytes` (sum of `memcpy_details` `size:N`), `bytes` (per
-occurrence: total_bytes / occurrences), times, and `gbytes_per_s` (total_bytes /
-total time, 1 GB = 1e9 bytes).
+`memcpys` has one row per (host, device, stream, memcpy kind, launching op).
 """
 from __future__ import annotations
 
@@ -45,12 +29,10 @@ import re
 import numpy as np
 import pandas as pd
 
-KERNEL_COLUMNS = ["host", "device", "stream", "kernel_name", "op_name", "op_type", "shape", "hlo_module",
-                  "program_id", "hlo_op", "framework_op", "occurrences", "flops", "xla_valid_macs", "bytes", "total_flops",
-                  "total_bytes", "total_time_us", "avg_time_us", "min_time_us", "max_time_us", "gflops_per_s", "dtype",
-                  "flops_source", "note", "grid", "block", "registers", "shared_mem_bytes", "occupancy_pct"]
-MEMCPY_COLUMNS = ["host", "device", "stream", "name", "op_name", "op_type", "occurrences", "bytes", "total_bytes",
-                  "total_time_us", "avg_time_us", "gbytes_per_s"]
+from ..schema import SPLIT_NONE, SPLIT_ZERO, cast_counts, columns, split_columns
+
+KERNEL_COLUMNS = columns("kernels")
+MEMCPY_COLUMNS = columns("memcpy")
 SPLIT = "split"
 MAIN_KERNEL_PATTERN = re.compile(
     r"gemm|cijk_|cutlass|xmma|cublas|hipblas|rocblas|matmul|conv(?!ert)|wgrad|dgrad|winograd|fft|"
@@ -102,8 +84,8 @@ def apply_split(records: pd.DataFrame) -> pd.DataFrame:
     records = records.copy()
     records.loc[not_main & ~is_split, "note"] = "not the op's main kernel; the op's FLOPs are unknown"
     if is_split.any():
-        records.loc[is_split, ["flops", "bytes"]] = 0
-        records.loc[is_split, ["macs", "xla_valid_macs"]] = pd.NA
+        records.loc[is_split, split_columns(SPLIT_ZERO)] = 0
+        records.loc[is_split, split_columns(SPLIT_NONE)] = pd.NA
         records.loc[is_split, "flops_source"] = SPLIT
         records.loc[is_split, "note"] = [f"the op's FLOPs are on its main kernel {main[u][:80]}"
                                          for u in records.loc[is_split, "unit"]]
@@ -134,9 +116,7 @@ def kernels_table(records: pd.DataFrame) -> pd.DataFrame:
     table["gflops_per_s"] = (table["total_flops"] * 1e3 / total_ps).where(total_ps > 0)
     details = pd.DataFrame([parse_kernel_details(text) for text in table["kernel_details"]], index=table.index)
     table = pd.concat([table.drop(columns=list(details.columns), errors="ignore"), details], axis=1)
-    table = table[KERNEL_COLUMNS]
-    for column in ("program_id", "xla_valid_macs", "registers", "shared_mem_bytes"):
-        table[column] = table[column].astype("Int64")
+    table = cast_counts(table[KERNEL_COLUMNS], "kernels")
     table["occupancy_pct"] = table["occupancy_pct"].astype("float64")
     return table.sort_values("total_time_us", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -165,7 +145,8 @@ def kernel_coverage(kernels: pd.DataFrame) -> float:
 
 def kernel_table(trace, graph=None):
     """(kernels, memcpys) of every device event of `trace`, for callers that want only device work."""
+    from ..trace.events import DEVICE_WORK_KINDS
     from .records import build_records
-    device_events = trace.events[trace.events["kind"].isin(("kernel", "memcpy"))]
+    device_events = trace.events[trace.events["kind"].isin(DEVICE_WORK_KINDS)]
     records = apply_split(build_records(device_events, graph, lambda: trace.hlo_modules, None))
     return kernels_table(records), memcpy_table(records)

@@ -1,32 +1,19 @@
 """Join, step 1: every execution in the chosen steps becomes one kind of priced record.
 
 Whatever its source, an execution group is described (graph/shapes stage or
-HLO index), priced by `costs.price.price`, and lands in one `records` frame
-with the columns below; the ops, kernels and memcpy tables are all built
-from it (ops_table.py, kernels.py), the way XProf's converters turn every
-source into one op-metrics database.
+HLO index), priced by `costs.price.price`, and lands in one `records` frame;
+the ops, kernels and memcpy tables are all built from it (ops_table.py,
+kernels.py), the way XProf's converters turn every source into one
+op-metrics database.
 
-| column | meaning |
-| --- | --- |
-| source | `tf` (a TensorFlow op timed on a host thread), `xla` (an HLO instruction run on the host), `kernel` (a device kernel), `memcpy` |
-| host, device, stream | where it ran (`CPU:0`, `GPU:4`; stream: the GPU stream line, "" for host work) |
-| kernel_name | the kernel's symbol (kernels and memcpys), "" otherwise |
-| op_name, op_type | the TF node and kernel type; for XLA the HLO instruction and its opcode (`fusion:kLoop`) |
-| hlo_module, program_id, hlo_op, framework_op | XLA work only |
-| shape | the recorded input shapes (`(float[4,32];...)`), "" when none |
-| input_shapes, output_shapes, layer | the resolved tensors and the Keras layer |
-| occurrences, total_ps, min_ps, max_ps | executions and their (self) time |
-| kernel_details | the kernel's launch details (grid, block, registers, occupancy) |
-| total_bytes | memcpys: the bytes copied by all occurrences together |
-| unit | the launch unit a kernel belongs to (its op or HLO instruction), for the split rule |
-| flops, macs, bytes, dtype, flops_source, note | the `Cost` of ONE execution |
-| xla_valid_macs | XLA convolutions: XLA's valid-window FMA count beside the textbook `macs` |
-| source_line | XLA work: the `file:line` its HLO metadata names (a Keras layer's code on JAX), else "" |
+Its columns are the schema's `records` table (`traceflops/schema.py`, rendered
+in docs/design.md). Which kinds of event become records, and how, is `SOURCES`.
 """
 from __future__ import annotations
 
 import re
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -36,12 +23,12 @@ from ..costs.price import HloIndex, price
 from ..graph import LayerIndex
 from ..graph.phases import FORWARD, is_jax_name, phase_of
 from ..graph.resolve import describe_tf_op, describe_tf_ops
-from ..trace.events import text_mask
+from ..schema import cast_counts, columns, cost_columns, record_defaults
+from ..trace.events import HOST_WORK_KINDS, text_mask
 
-RECORD_COLUMNS = ["source", "host", "device", "stream", "kernel_name", "op_name", "op_type", "hlo_module",
-                  "program_id", "hlo_op", "framework_op", "shape", "input_shapes", "output_shapes", "layer",
-                  "occurrences", "total_ps", "min_ps", "max_ps", "kernel_details", "total_bytes", "unit",
-                  "flops", "macs", "xla_valid_macs", "bytes", "dtype", "flops_source", "note", "source_line"]
+RECORD_COLUMNS = columns("records")
+_COST_FIELDS = cost_columns()
+_DEFAULTS = record_defaults()
 # Runtime copy / fill kernels (HIP implements some memcpys and memsets as kernels).
 _RUNTIME_COPY_KERNEL = re.compile(r"^__amd_rocclr_(copy|fill)", re.IGNORECASE)
 _SIZE = re.compile(r"(?:^|\s)size:(\d+)")
@@ -148,16 +135,14 @@ def _at(ufunc, ids: np.ndarray, values: np.ndarray, count: int, start: int) -> n
 
 
 def _cost_fields(cost: Cost) -> dict:
-    return {"flops": cost.flops, "macs": cost.macs, "xla_valid_macs": cost.xla_valid_macs, "bytes": cost.bytes,
-            "dtype": cost.dtype, "flops_source": cost.source, "note": cost.note}
+    """The record columns a `Cost` fills (the schema's `cost` fields)."""
+    return {name: getattr(cost, field) for name, field in _COST_FIELDS.items()}
 
 
 def _base(source: str, group) -> dict:
-    return {"source": source, "host": group.get("host", ""), "stream": "", "kernel_name": "",
-            "hlo_module": "", "program_id": None, "hlo_op": "", "framework_op": "", "shape": "",
-            "input_shapes": "", "output_shapes": "", "layer": "", "occurrences": int(group["occurrences"]),
-            "total_ps": group["total_ps"], "min_ps": group["min_ps"], "max_ps": group["max_ps"],
-            "kernel_details": None, "total_bytes": None, "unit": None, "source_line": ""}
+    """A record of one execution group: the schema's defaults, its source, host and times."""
+    return {**_DEFAULTS, "source": source, "host": group.get("host", ""), "occurrences": int(group["occurrences"]),
+            "total_ps": group["total_ps"], "min_ps": group["min_ps"], "max_ps": group["max_ps"]}
 
 
 def _layers(graph) -> LayerIndex:
@@ -277,14 +262,37 @@ def memcpy_records(memcpys: pd.DataFrame) -> list:
     return records
 
 
+@dataclass(frozen=True)
+class RecordSource:
+    """How events of one kind become priced records (where the kind runs is the trace contract's:
+    HOST_WORK_KINDS are chosen by their step, device work is kept whole when it has no step marks)."""
+    compute: bool  # computation (a trace of nothing but copies has nothing to price)
+    columns: list  # the event columns its builder reads
+    build: Callable  # (its events, graph, HloIndex) -> record dicts
+    needs_hlo: Callable = lambda events, mask: False  # whether its events are priced from the HLO modules
+
+
+SOURCES = {
+    "op": RecordSource(True, _TF_KEYS + ["self_ps"], lambda rows, graph, index: tf_records(rows, graph)),
+    "xla": RecordSource(True, _XLA_KEYS + ["self_ps"],
+                        lambda rows, graph, index: xla_records(rows, index, _layers(graph)),
+                        needs_hlo=lambda events, mask: bool(mask.any())),
+    "kernel": RecordSource(True, _KERNEL_KEYS + ["duration_ps", "kernel_details"],
+                           lambda rows, graph, index: kernel_records(rows, index, graph),
+                           needs_hlo=lambda events, mask: bool((mask & events["hlo_op"].notna().to_numpy()).any())),
+    "memcpy": RecordSource(False, _MEMCPY_KEYS + ["duration_ps", "memcpy_details"],
+                           lambda rows, graph, index: memcpy_records(rows)),
+}
+COMPUTE_KINDS = tuple(kind for kind, source in SOURCES.items() if source.compute)
+
+
 def _kind_masks(kind: pd.Series) -> dict:
-    """{kind: boolean row mask} for the four kinds of work (compared on codes where categorical)."""
+    """{kind: boolean row mask} for the kinds of work in SOURCES (compared on codes where categorical)."""
     if isinstance(kind.dtype, pd.CategoricalDtype):
         codes, categories = kind.cat.codes.to_numpy(), list(kind.cat.categories)
-        return {name: codes == (categories.index(name) if name in categories else -2)
-                for name in ("op", "xla", "kernel", "memcpy")}
+        return {name: codes == (categories.index(name) if name in categories else -2) for name in SOURCES}
     values = kind.to_numpy()
-    return {name: values == name for name in ("op", "xla", "kernel", "memcpy")}
+    return {name: values == name for name in SOURCES}
 
 
 def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[list]) -> pd.DataFrame:
@@ -293,30 +301,22 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
     `hlo_modules`: the trace's HLO modules, or a callable giving them (read only when XLA work is present).
     """
     is_kind = _kind_masks(events["kind"])
-    work = is_kind["op"] | is_kind["xla"] | is_kind["kernel"] | is_kind["memcpy"]
+    work = np.logical_or.reduce(list(is_kind.values()))
     if chosen:
-        host_work = is_kind["op"] | is_kind["xla"]
+        host_work = np.logical_or.reduce([is_kind[kind] for kind in SOURCES if kind in HOST_WORK_KINDS])
         # Device events are kept whole when the trace has no step marks on them.
         step = events["step"].to_numpy()
         device_stepped = bool((step[work & ~host_work] >= 0).any())
         work &= np.isin(step, chosen) | (~host_work & (not device_stepped))
-    masks = {name: work & is_kind[name] for name in ("op", "xla", "kernel", "memcpy")}
-    needs_hlo = masks["xla"].any() or (masks["kernel"] & events["hlo_op"].notna().to_numpy()).any()
+    masks = {name: work & is_kind[name] for name in SOURCES}
+    needs_hlo = any(source.needs_hlo(events, masks[kind]) for kind, source in SOURCES.items())
     if needs_hlo and callable(hlo_modules):
         hlo_modules = hlo_modules()
     index = HloIndex(hlo_modules if needs_hlo else [])
-
-    def rows(name: str, columns: list) -> pd.DataFrame:  # only the columns a source groups and times
-        return events.loc[masks[name], columns]
-    records = (tf_records(rows("op", _TF_KEYS + ["self_ps"]), graph)
-               + xla_records(rows("xla", _XLA_KEYS + ["self_ps"]), index, _layers(graph))
-               + kernel_records(rows("kernel", _KERNEL_KEYS + ["duration_ps", "kernel_details"]), index, graph)
-               + memcpy_records(rows("memcpy", _MEMCPY_KEYS + ["duration_ps", "memcpy_details"])))
-    frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
-    for column in ("flops", "macs", "xla_valid_macs", "bytes"):
-        frame[column] = pd.array(frame[column], dtype="Int64")
-    frame["program_id"] = pd.array(frame["program_id"], dtype="Int64")
-    return frame
+    records = []
+    for kind, source in SOURCES.items():  # each reads only the columns it groups and times
+        records += source.build(events.loc[masks[kind], source.columns], graph, index)
+    return cast_counts(pd.DataFrame(records, columns=RECORD_COLUMNS), "records")
 
 
 def assign_phases(records: pd.DataFrame, training: bool) -> pd.Series:

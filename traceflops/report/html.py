@@ -136,7 +136,8 @@ def _cell(value, kind: str) -> str:
     return f'<td class="num" data-sort="{html.escape(raw)}">{shown}</td>'
 
 
-def _table(frame: pd.DataFrame, columns: list, table_id: str, row_classes: Optional[list] = None) -> str:
+def html_table(frame: pd.DataFrame, columns: list, table_id: str, row_classes: Optional[list] = None) -> str:
+    """A sortable <table> of `frame`'s `columns` ((column, header, kind) triples) present in it."""
     present = [(c, h, k) for c, h, k in columns if c in frame.columns]
     head = "".join(f'<th title="{html.escape(c)}">{html.escape(h)}</th>' for c, h, _ in present)
     body = []
@@ -170,7 +171,8 @@ def _op_rows(table: pd.DataFrame) -> tuple:
     return shown, classes
 
 
-def _figure_list(items: list) -> str:
+def figure_list(items: list) -> str:
+    """(label, value) pairs as a <dl> of figures."""
     rows = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
     return f'<dl class="figures">{rows}</dl>'
 
@@ -297,7 +299,7 @@ def _hosts_section(hosts: Optional[pd.DataFrame], summary: dict) -> str:
             f'{slow["step_time_skew"]:+.1%} against the median host).</p>') if slow else ""
     return f"""<section id="hosts"><h2>Hosts</h2>
 {note}
-{_table(hosts, HOST_COLUMNS, "host-table")}
+{html_table(hosts, HOST_COLUMNS, "host-table")}
 </section>
 """
 
@@ -322,7 +324,7 @@ def render_report(ops: pd.DataFrame, summary: dict, ceilings: dict, png_path, ho
 <body>
 <h1>{html.escape(title)}</h1>
 <section id="overview" class="overview">
-<div id="key-figures">{_figure_list(_key_figures(summary, figures))}</div>
+<div id="key-figures">{figure_list(_key_figures(summary, figures))}</div>
 <div id="roofline">{_image_tag(png_path)}
 <p class="note">Points: ops with known FLOPs and bytes; area by time share. Ceilings are measured through
 TensorFlow on this device (GEMM sweep and streaming add). Efficiency above 100% on the memory roof means the
@@ -330,16 +332,16 @@ data stayed in cache: the roof is the DRAM streaming bandwidth.</p></div>
 </section>
 <section id="warnings">{_warnings_html(warning_groups(summary, figures))}</section>
 <section id="summary"><h2>All figures</h2>
-{_figure_list(_summary_items(summary, ceilings, figures))}
+{figure_list(_summary_items(summary, ceilings, figures))}
 <details><summary class="note">theoretical-peak assumptions</summary><ul class="note">{assumption_list}</ul></details>
 </section>
 {_hosts_section(hosts, summary)}<section id="layers"><h2>Per-layer rollup</h2>
-{_table(layers, LAYER_COLUMNS, "layer-table")}
+{html_table(layers, LAYER_COLUMNS, "layer-table")}
 </section>
 <section id="ops"><h2>Ops</h2>
 <p class="note">Click a header to sort. Red rows run above the peak (a counting or timing error); amber rows
 are underutilized. Ops without FLOPs are never flagged.</p>
-{_table(shown, OP_COLUMNS, "op-table", classes)}
+{html_table(shown, OP_COLUMNS, "op-table", classes)}
 </section>
 <script>{SCRIPT}</script>
 </body>

@@ -11,7 +11,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from .html import OP_COLUMNS, _figure_list, _table
+from .html import OP_COLUMNS, figure_list, html_table
 
 TOP_OPS = 10
 _FRAGMENT_STYLE = ("<style>.traceflops dl.figures{display:grid;grid-template-columns:max-content auto;"
@@ -57,8 +57,8 @@ def result_html(result) -> str:
     """The HTML fragment Jupyter shows for a Result."""
     top = result.ops.head(TOP_OPS)
     parts = [_FRAGMENT_STYLE, '<div class="traceflops">', "<h3>traceflops</h3>",
-             _figure_list(summary_items(result.summary)), _roofline_img(result),
-             f"<h4>Top {len(top)} of {len(result.ops)} ops by time</h4>", _table(top, OP_COLUMNS, "traceflops-ops"),
+             figure_list(summary_items(result.summary)), _roofline_img(result),
+             f"<h4>Top {len(top)} of {len(result.ops)} ops by time</h4>", html_table(top, OP_COLUMNS, "traceflops-ops"),
              "</div>"]
     return "\n".join(p for p in parts if p)
 

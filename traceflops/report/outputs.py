@@ -41,12 +41,12 @@ def write_outputs(result, out_dir) -> list:
         png = out / ROOFLINE_PNG
         plots.roofline_png(result.ops, result.ceilings, png, title=result.summary.get("model") or "")
         page = out / REPORT_HTML
-        html.write_report(result.ops, result.summary, result.ceilings, png, page, result.extra_tables.get("hosts"))
+        html.write_report(result.ops, result.summary, result.ceilings, png, page, result.hosts)
         written += [png, page]
     path = out / OPS_CSV
     write_ops_csv(result.ops, path)
     written.append(path)
-    for name, table in result.extra_tables.items():
+    for name, table in result.side_tables.items():
         path = out / f"{name}.csv"
         write_ops_csv(table, path)
         written.append(path)

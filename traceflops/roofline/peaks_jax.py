@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .peaks import (DEFAULT_DTYPES, DEFAULT_GEMM_SIZES, DEFAULT_REPEATS, DEFAULT_TIME_BUDGET_S,
-                    run_measurement, timed_calls)
+from .peaks_sweep import (DEFAULT_DTYPES, DEFAULT_GEMM_SIZES, DEFAULT_REPEATS, DEFAULT_TIME_BUDGET_S,
+                          run_measurement, timed_calls)
 
 
 def jax_device(jax, device: str):

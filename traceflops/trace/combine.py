@@ -9,23 +9,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .events import (_CATEGORICAL_COLUMNS, _KINDS, _OBJECT_COLUMNS, _OP, _XLA, EVENT_COLUMNS,
-                     Trace)
-from .planes import _ARRAY_DTYPES, _CODED_STRING_COLUMNS, CodedEvents, _joined
-from .timeline import _self_times, _steps_and_damage
+from .events import CATEGORICAL_COLUMNS, EVENT_COLUMNS, KIND_OP, KIND_XLA, KINDS, OBJECT_COLUMNS, Trace
+from .planes import ARRAY_DTYPES, CODED_STRING_COLUMNS, CodedEvents, joined_pieces
+from .timeline import nested_self_times, steps_and_damage
 
 
 
-def _combine(parts: list) -> Trace:
+def combine_parts(parts: list) -> Trace:
     """One Trace from the files' parts: shared string table, categoricals, self times, steps, damage."""
     texts, remaps, host_codes = _shared_strings(parts)
     sizes = [len(p.columns) for p in parts]
     part_rows = np.cumsum([0] + sizes)
     events = _joined_columns(parts, sizes, remaps, host_codes)
     damage = [d for part in parts for d in part.damage]
-    self_ps = _self_times(_line_keys(events), np.isin(events.kind, (_OP, _XLA)), events.start_ps,
+    self_ps = nested_self_times(_line_keys(events), np.isin(events.kind, (KIND_OP, KIND_XLA)), events.start_ps,
                           events.duration_ps)
-    keep, step = _steps_and_damage(events, parts, part_rows, host_codes, damage)
+    keep, step = steps_and_damage(events, parts, part_rows, host_codes, damage)
     if keep is not None:
         events.select(keep)
         self_ps = self_ps[keep]
@@ -67,14 +66,14 @@ def _joined_columns(parts: list, sizes: list, remaps: list, host_codes: list) ->
             if parts else np.zeros(0, np.int32))
     identity = [np.array_equal(remap[:-1], np.arange(len(remap) - 1)) for remap in remaps]
     arrays = {}
-    for name, dtype in _ARRAY_DTYPES.items():
+    for name, dtype in ARRAY_DTYPES.items():
         pieces = []
         for part, remap, same in zip(parts, remaps, identity):
             values = part.columns.take(name)  # let each part's column go once it is joined
-            if name in _CODED_STRING_COLUMNS and not same:
+            if name in CODED_STRING_COLUMNS and not same:
                 values = remap[values]
             pieces.append(values)
-        arrays[name] = _joined(pieces, dtype)
+        arrays[name] = joined_pieces(pieces, dtype)
         del pieces
     return CodedEvents(**arrays, host=host)
 
@@ -105,10 +104,10 @@ def _frame(events: CodedEvents, self_ps: np.ndarray, step: np.ndarray, texts: li
             data[name] = step
         elif name == "kind":
             data[name] = pd.Categorical.from_codes(
-                _remap_kinds(events.take("kind")), categories=pd.Index(sorted(_KINDS), dtype=object))
-        elif name in _CATEGORICAL_COLUMNS:
+                _remap_kinds(events.take("kind")), categories=pd.Index(sorted(KINDS), dtype=object))
+        elif name in CATEGORICAL_COLUMNS:
             data[name] = _categorical(events.take(name), table)
-        elif name in _OBJECT_COLUMNS:
+        elif name in OBJECT_COLUMNS:
             codes = events.take(name)
             present = codes >= 0
             if present.any():
@@ -125,8 +124,8 @@ def _frame(events: CodedEvents, self_ps: np.ndarray, step: np.ndarray, texts: li
 
 
 def _remap_kinds(kinds: np.ndarray) -> np.ndarray:
-    order = sorted(_KINDS)
-    remap = np.array([order.index(k) for k in _KINDS], dtype=np.int8)
+    order = sorted(KINDS)
+    remap = np.array([order.index(k) for k in KINDS], dtype=np.int8)
     return remap[kinds] if len(kinds) else kinds
 
 

@@ -1,7 +1,7 @@
-"""Trace stage: finding trace files and reading them into protobuf messages.
+"""Trace stage: reading XSpace trace files (`*.xplane.pb`) into protobuf messages.
 
 `read_xspace` gives the whole XSpace (an object per event: for small traces
-and tools). The fast path reads `_XSpaceView` instead: the same schema with
+and tools). The fast path reads `XSpaceView` instead: the same schema with
 the events of each line declared as opaque `bytes`, so that protobuf (upb)
 never turns the millions of XEvent messages into Python objects (`wire.py`
 decodes their bytes with numpy).
@@ -14,29 +14,18 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from . import xplane_schema
+from .locate import find_local_files
 from ..errors import TraceError
+
+XSPACE_SUFFIX = ".xplane.pb"
 
 
 def find_trace_files(path) -> list:
-    """Every `*.xplane.pb` for `path`: the file itself, or the newest run in a logdir."""
-    path = Path(path)
-    if not path.exists():
-        raise TraceError(f"{path}: no such file or directory")
-    if path.is_file():
-        return [path]
-    files = sorted(path.rglob("*.xplane.pb"))
-    if not files:
-        raise TraceError(f"{path}: no *.xplane.pb trace found under this directory")
-    # A logdir may hold several runs (one directory each); take the newest run,
-    # which is what TensorBoard opens first.
-    runs = {}
-    for file in files:
-        runs.setdefault(file.parent, []).append(file)
-    newest = max(runs, key=lambda run: (run.name, max(os.path.getmtime(f) for f in runs[run])))
-    return sorted(runs[newest])
+    """Every `*.xplane.pb` for a local `path`: the file itself, or the newest run in a logdir (locate.py)."""
+    return find_local_files(path, (XSPACE_SUFFIX,))
 
 
-def _read_bytes(path) -> bytes:
+def read_trace_bytes(path) -> bytes:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -46,7 +35,7 @@ def _read_bytes(path) -> bytes:
     return data
 
 
-def _file_size(path) -> int:
+def file_size(path) -> int:
     """The size of a file in bytes, 0 where it cannot be read."""
     try:
         return os.path.getsize(path)
@@ -56,7 +45,7 @@ def _file_size(path) -> int:
 
 def read_xspace(path):
     """The whole XSpace message of one file (every event a Python object: for small traces and tools)."""
-    data = _read_bytes(path)
+    data = read_trace_bytes(path)
     space = xplane_schema.XSpace()
     try:
         space.ParseFromString(data)
@@ -89,23 +78,23 @@ def _view_classes():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("traceflops.xplane_view.XSpace"))
 
 
-_XSpaceView = _view_classes()
+XSpaceView = _view_classes()
 
 
 def read_xspace_metadata(path):
     """One file's XSpace with every line's events left as opaque bytes: planes, their stats
     and their event/stat metadata (where the HLO modules live) without an object per event."""
-    space = _XSpaceView()
+    space = XSpaceView()
     try:
-        space.ParseFromString(_read_bytes(path))
+        space.ParseFromString(read_trace_bytes(path))
     except Exception as exc:  # protobuf raises DecodeError or others on damaged bytes
         raise TraceError(f"{path}: not a readable XSpace trace ({type(exc).__name__}: {exc})") from None
     return space
 
 
-def _read_view(path, data: bytes):
-    """The `_XSpaceView` of one file's bytes; a TraceError naming the file where it has no planes."""
-    space = _XSpaceView()
+def read_view(path, data: bytes):
+    """The `XSpaceView` of one file's bytes; a TraceError naming the file where it has no planes."""
+    space = XSpaceView()
     try:
         space.ParseFromString(data)
     except Exception as exc:  # protobuf raises DecodeError or others on damaged bytes

@@ -23,12 +23,12 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .combine import _combine
+from .combine import combine_parts
 from .events import Trace
-from .files import _file_size, find_trace_files
-from .parallel import (PARALLEL_MIN_BYTES, SPLIT_MIN_BYTES, _parse_parallel, collect_prefetched, fork_is_safe,
+from .files import file_size, find_trace_files
+from .parallel import (PARALLEL_MIN_BYTES, SPLIT_MIN_BYTES, collect_prefetched, fork_is_safe, parse_parallel,
                        parse_split)
-from .parse import _parse_file
+from .parse import parse_file
 from ..errors import TraceError
 
 
@@ -37,8 +37,8 @@ def parse_spaces(spaces) -> Trace:
     parts = []
     for path, space in spaces:
         data = space if isinstance(space, (bytes, bytearray, memoryview)) else space.SerializeToString()
-        parts.append(_parse_file(path, bytes(data)))
-    return _combine(parts)
+        parts.append(parse_file(path, bytes(data)))
+    return combine_parts(parts)
 
 
 def load_trace(path, parallel: Optional[bool] = None) -> Trace:
@@ -57,17 +57,17 @@ def load_trace(path, parallel: Optional[bool] = None) -> Trace:
         files = find_trace_files(path)
     prefetched = collect_prefetched(files[0]) if len(files) == 1 and parallel is not False else None
     if prefetched is not None:
-        return _combine([prefetched])
+        return combine_parts([prefetched])
     cores = os.cpu_count() or 1
     if parallel is None and len(files) == 1:
-        parallel = _file_size(files[0]) >= SPLIT_MIN_BYTES and cores > 1
+        parallel = file_size(files[0]) >= SPLIT_MIN_BYTES and cores > 1
     elif parallel is None:
-        parallel = sum(_file_size(f) for f in files) >= PARALLEL_MIN_BYTES and cores > 1
+        parallel = sum(file_size(f) for f in files) >= PARALLEL_MIN_BYTES and cores > 1
     if parallel and len(files) >= 2:
-        parts = _parse_parallel(files)
+        parts = parse_parallel(files)
     elif parallel and len(files) == 1 and fork_is_safe():
         parts = [parse_split(files[0])]
     else:
-        parts = [_parse_file(file) for file in files]
-    return _combine(parts)
+        parts = [parse_file(file) for file in files]
+    return combine_parts(parts)
 

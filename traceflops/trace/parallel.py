@@ -21,10 +21,10 @@ from typing import Optional
 
 import numpy as np
 
-from .parse import WHOLE, FileParts, _parse_file, decode_contents, merge_shares, open_space
-from .space import _space_contents
-from .values import _Strings
-from .planes import _ARRAY_DTYPES, CodedEvents
+from .parse import WHOLE, FileParts, decode_contents, merge_shares, open_space, parse_file
+from .space import space_contents
+from .values import StringTable
+from .planes import ARRAY_DTYPES, CodedEvents
 from ..errors import TraceError
 
 # Several files are parsed in parallel processes when there are at least two and
@@ -63,7 +63,7 @@ def parse_split(path) -> FileParts:
 
     in_child = lambda: "pipe" in child  # noqa: E731
     try:
-        part = _parse_file(path, split=split)
+        part = parse_file(path, split=split)
     except BaseException:
         if in_child():
             os._exit(1)  # the child never returns into the caller's code
@@ -77,7 +77,7 @@ def parse_split(path) -> FileParts:
         return part
     theirs = _reap(child)
     if theirs is None:
-        theirs = _parse_file(path, share=(1, 2, 2))
+        theirs = parse_file(path, share=(1, 2, 2))
     return merge_shares([part, theirs])
 
 
@@ -96,7 +96,7 @@ def _file_key(path) -> tuple:
 
 def prefetch(path, tune_allocator: bool = False) -> bool:
     """Fork a child that parses one large file's message now, hands this process the bytes of the first
-    events (the first `PREFETCH_SHARE`, as `_space_contents` copies them out) and decodes the rest,
+    events (the first `PREFETCH_SHARE`, as `space_contents` copies them out) and decodes the rest,
     while this process goes on loading the rest of the pipeline (the CLI calls this before it imports
     pandas); the next `load_trace` of the file decodes the handed bytes here and collects the child's
     part. One process parses the message; neither waits for the other to start.
@@ -127,13 +127,13 @@ def _prefetch_child(path, pipe: int) -> None:
     try:
         space = open_space(path)
         first, _, parts = PREFETCH_SHARE
-        strings = _Strings()  # (the string table the handed contents started)
-        handed = (_space_contents(Path(path), space, strings, (0, first, parts)), strings)
+        strings = StringTable()  # (the string table the handed contents started)
+        handed = (space_contents(Path(path), space, strings, (0, first, parts)), strings)
         name = _scratch_file(lambda out: pickle.dump(handed, out, protocol=pickle.HIGHEST_PROTOCOL)).encode()
         os.write(pipe, struct.pack("<Q", len(name)) + name)  # under PIPE_BUF bytes: written at once
         del handed, strings
-        strings = _Strings()
-        contents = _space_contents(Path(path), space, strings, PREFETCH_SHARE)
+        strings = StringTable()
+        contents = space_contents(Path(path), space, strings, PREFETCH_SHARE)
         del space  # its arena returned to the kernel (malloc's defaults still) before the decoding
         keep_freed_memory()
         part = decode_contents(path, contents, strings, PREFETCH_SHARE)
@@ -174,14 +174,14 @@ def collect_prefetched(path) -> Optional[FileParts]:
     handed = _handed_over(child)
     if handed is None:  # the child failed: all here, TraceErrors included
         _reap(child)
-        return _parse_file(path)
+        return parse_file(path)
     try:
         mine = decode_contents(path, *handed, share=(0, first, parts))
     except BaseException:
         _reap(child)  # also removes its temporary file
         raise
     del handed
-    theirs = _reap(child) or _parse_file(path, share=PREFETCH_SHARE)
+    theirs = _reap(child) or parse_file(path, share=PREFETCH_SHARE)
     if child["tune_allocator"]:
         keep_freed_memory()
     return merge_shares([mine, theirs])
@@ -249,7 +249,7 @@ def _reap(child: dict):
         return None
 
 
-def _parse_parallel(files) -> list:
+def parse_parallel(files) -> list:
     """Parse files in worker processes; the first TraceError of any file is raised once all are done."""
     outcomes = _run_workers(files)
     while len(outcomes) < len(files):  # workers could not start: parse the rest here
@@ -262,7 +262,7 @@ def _parse_parallel(files) -> list:
             elif isinstance(value, TraceError):
                 raise value
             else:
-                parts.append(_parse_file(file))
+                parts.append(parse_file(file))
         except TraceError as exc:
             error = error or exc
     if error is not None:
@@ -303,7 +303,7 @@ def _scratch_dir() -> str:
 
 def _parse_file_to_disk(path: str):
     """In a worker: parse one file and write its arrays to a temporary file (pipes are slow for 100s of MB)."""
-    return _to_disk(_parse_file(path))
+    return _to_disk(parse_file(path))
 
 
 def _scratch_file(write) -> str:
@@ -333,7 +333,7 @@ def _to_disk(part: FileParts):
     handle, scratch = tempfile.mkstemp(prefix="traceflops-", suffix=".bin", dir=_scratch_dir())
     try:
         with os.fdopen(handle, "wb") as out:
-            for name in _ARRAY_DTYPES:
+            for name in ARRAY_DTYPES:
                 values = np.ascontiguousarray(getattr(part.columns, name))
                 layout.append((name, values.dtype.str, len(values)))
                 out.write(memoryview(values).cast("B"))
@@ -347,7 +347,7 @@ def _to_disk(part: FileParts):
 def _read_back(part: FileParts, scratch: str, layout: list) -> FileParts:
     """The worker's part with its columns as read-only views of the temporary file, mapped (and
     unlinked: it goes with the last view): joining them with the other parts' columns
-    (`_joined`) is then their only copy."""
+    (`joined_pieces`) is then their only copy."""
     import mmap
     try:
         with open(scratch, "rb") as source:

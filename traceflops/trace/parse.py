@@ -7,10 +7,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .files import _read_bytes, _read_view
-from .planes import _ARRAY_DTYPES, _CODED_STRING_COLUMNS, CodedEvents, _Columns, _plane_events
-from .space import _space_contents
-from .values import _Strings
+from .files import read_trace_bytes, read_view
+from .planes import ARRAY_DTYPES, CODED_STRING_COLUMNS, CodedEvents, ColumnPieces, decode_plane
+from .space import space_contents
+from .values import StringTable
 from ..errors import TraceError
 
 
@@ -20,7 +20,7 @@ class FileParts:
     path: str
     host: str
     strings: list  # the file's string table: codes in `columns` index it
-    # None while they travel apart (parallel.py); for one share of a file, its pieces not yet joined (_Columns)
+    # None while they travel apart (parallel.py); for one share of a file, its pieces not yet joined (ColumnPieces)
     columns: Optional[CodedEvents]
     planes: list
     errors: list
@@ -37,15 +37,15 @@ WHOLE = (0, 1, 1)
 
 
 def open_space(path, data: Optional[bytes] = None):
-    """The parsed message (`_XSpaceView`) of one `.xplane.pb` (its bytes, when given)."""
+    """The parsed message (`XSpaceView`) of one `.xplane.pb` (its bytes, when given)."""
     if data is None:
-        data = _read_bytes(path)
+        data = read_trace_bytes(path)
     elif not data:
         raise TraceError(f"{path}: the file is empty")
-    return _read_view(path, data)
+    return read_view(path, data)
 
 
-def _parse_file(path, data: Optional[bytes] = None, share: tuple = WHOLE,
+def parse_file(path, data: Optional[bytes] = None, share: tuple = WHOLE,
                 split: Optional[Callable[[], tuple]] = None, space=None) -> FileParts:
     """Parse one `.xplane.pb` (its bytes, or its message from `open_space`, when given) into arrays: the
     events of `share` (a, b, n), those from a/n to b/n of them in file order. `split`, when given, is
@@ -57,19 +57,19 @@ def _parse_file(path, data: Optional[bytes] = None, share: tuple = WHOLE,
     del data
     if split is not None:
         share = split()
-    strings = _Strings()
-    contents = _space_contents(path, space, strings, share)
+    strings = StringTable()
+    contents = space_contents(path, space, strings, share)
     # The parsed message holds a copy of every event's bytes: let it go before decoding
     # (no reference to any part of it may survive, or its whole arena stays).
     del space
     return decode_contents(path, contents, strings, share)
 
 
-def decode_contents(path, contents, strings: _Strings, share: tuple = WHOLE) -> FileParts:
-    """The events of `contents` (what `_space_contents` copied out of the message for `share`)
+def decode_contents(path, contents, strings: StringTable, share: tuple = WHOLE) -> FileParts:
+    """The events of `contents` (what `space_contents` copied out of the message for `share`)
     decoded into arrays, with the string table `strings` it started."""
-    columns = _Columns()
-    skipped = [_plane_events(item, contents.host, strings, columns) for item in contents.plane_inputs]
+    columns = ColumnPieces()
+    skipped = [decode_plane(item, contents.host, strings, columns) for item in contents.plane_inputs]
     # (each plane's bytes are let go once its events are decoded)
     whole = tuple(share) == WHOLE  # any other share is one of several, finished by `merge_shares`
     part = FileParts(str(path), contents.host, strings.texts, columns.build() if whole else columns,
@@ -87,18 +87,18 @@ def _with_damage(part: FileParts) -> FileParts:
 def merge_shares(parts: list) -> FileParts:
     """One file's parts from the processes that each decoded a share of it (in share order): the later
     shares' string codes moved into the first's table and their columns put after its columns, as pieces
-    joined once, where the files are combined (`_Columns.take`); skips summed."""
+    joined once, where the files are combined (`ColumnPieces.take`); skips summed."""
     first = parts[0]
     codes = {text: code for code, text in enumerate(first.strings)}
-    pieces = _Columns()
+    pieces = ColumnPieces()
     for part in parts:
         columns = part.columns
         part.columns = None
         remap = None if part is first else _remap(part.strings, first.strings, codes)  # first: its own table
-        if isinstance(columns, _Columns):
+        if isinstance(columns, ColumnPieces):
             pieces.parts.extend(_remapped(piece, remap) for piece in columns.parts)
         else:
-            pieces.add(**_remapped({name: getattr(columns, name) for name in _ARRAY_DTYPES}, remap))
+            pieces.add(**_remapped({name: getattr(columns, name) for name in ARRAY_DTYPES}, remap))
         if part is not first:
             for mine, theirs in zip(first.skipped, part.skipped):
                 mine.add(theirs)
@@ -123,4 +123,4 @@ def _remap(texts: list, table: list, codes: dict) -> Optional[np.ndarray]:
 def _remapped(piece: dict, remap: Optional[np.ndarray]) -> dict:
     if remap is None:
         return piece
-    return {name: remap[values] if name in _CODED_STRING_COLUMNS else values for name, values in piece.items()}
+    return {name: remap[values] if name in CODED_STRING_COLUMNS else values for name, values in piece.items()}

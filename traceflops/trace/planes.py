@@ -13,18 +13,18 @@ from typing import Optional
 
 import numpy as np
 
-from .events import (FRAMEWORK_STEP_FUNCTIONS, _FRAMEWORK_STEP, _ID_STATS, _KERNEL, _LAUNCHER_STATS, _MEMCPY,
-                     _NUMBER_STATS, _OP, _STEP, _WANTED_EVENT_STATS, _XLA)
+from .events import (FRAMEWORK_STEP_FUNCTIONS, ID_STATS, KIND_FRAMEWORK_STEP, KIND_KERNEL, KIND_MEMCPY, KIND_OP,
+                     KIND_STEP, KIND_XLA, LAUNCHER_STATS, NUMBER_STATS, WANTED_EVENT_STATS)
 from .space import PlaneInput
-from .values import (_Strings, _as_number, _as_text, _equals_one, _last_wins, _numbers, _parse_launcher,
-                     _raw_number, _truthy, _whole)
-from .wire import DecodedEvents, _Wire, _decode_events, _decode_stats
+from .values import (StringTable, as_number, as_text, equals_one, last_wins, parse_launcher, raw_number,
+                     stat_numbers, stat_truthy, whole_or_nan)
+from .wire import DecodedEvents, Wire, decode_events, decode_stats
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _CHUNK = 1 << 19  # events decoded together: bounds the temporaries of a huge plane
 # Stats that feed a column, by index; an event stat's column is its index here.
-_COLUMN_NAMES = sorted(_WANTED_EVENT_STATS)
+_COLUMN_NAMES = sorted(WANTED_EVENT_STATS)
 _COLUMN_OF = {name: k for k, name in enumerate(_COLUMN_NAMES)}
 
 
@@ -32,7 +32,7 @@ _COLUMN_OF = {name: k for k, name in enumerate(_COLUMN_NAMES)}
 
 @dataclass
 class CodedEvents:
-    """Per-event columns: strings as codes into a string table (-1: missing), `kind` an index in _KINDS.
+    """Per-event columns: strings as codes into a string table (-1: missing), `kind` an index in KINDS.
 
     Plain arrays, so that they cross process boundaries. `host` is set once files are combined.
     """
@@ -72,17 +72,17 @@ class CodedEvents:
 
 
 # Columns of string codes (into the file's string table; -1: missing).
-_CODED_STRING_COLUMNS = ("plane", "line", "name", "op_name", "op_type", "shape", "kernel_details",
+CODED_STRING_COLUMNS = ("plane", "line", "name", "op_name", "op_type", "shape", "kernel_details",
                          "memcpy_details", "hlo_op", "hlo_module")
 # The dtype of each column of a file's CodedEvents (all but `host`), in table order.
-_ARRAY_DTYPES = {"plane": np.int32, "line": np.int32, "kind": np.int8, "name": np.int32, "op_name": np.int32,
+ARRAY_DTYPES = {"plane": np.int32, "line": np.int32, "kind": np.int8, "name": np.int32, "op_name": np.int32,
                  "op_type": np.int32, "start_ps": np.int64, "duration_ps": np.int64, "shape": np.int32,
                  "step_num": np.float64, "correlation_id": np.float64, "kernel_details": np.int32,
                  "memcpy_details": np.int32, "hlo_op": np.int32, "hlo_module": np.int32,
                  "program_id": np.float64}
 
 
-def _joined(pieces: list, dtype) -> np.ndarray:
+def joined_pieces(pieces: list, dtype) -> np.ndarray:
     """The pieces one after another, as a new writable array (a single piece read back from a worker
     is a read-only view of its file: copied)."""
     if len(pieces) == 1 and pieces[0].flags.writeable:
@@ -90,7 +90,7 @@ def _joined(pieces: list, dtype) -> np.ndarray:
     return np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype=dtype)
 
 
-class _Columns:
+class ColumnPieces:
     """Per-event arrays of the kept events of one file, filled chunk by chunk."""
 
     def __init__(self, parts: Optional[list] = None):
@@ -101,14 +101,14 @@ class _Columns:
 
     def build(self) -> CodedEvents:
         """One array per column; each column's pieces are let go as soon as it is joined."""
-        out = {name: self.take(name) for name in _ARRAY_DTYPES}
+        out = {name: self.take(name) for name in ARRAY_DTYPES}
         self.parts = []
         return CodedEvents(**out)
 
     def take(self, name: str) -> np.ndarray:
         """Column `name` joined from its pieces, which are let go (as `CodedEvents.take`): a file decoded in
         shares is joined once, column by column, where the files are combined."""
-        return _joined([p.pop(name) for p in self.parts], _ARRAY_DTYPES[name])
+        return joined_pieces([p.pop(name) for p in self.parts], ARRAY_DTYPES[name])
 
     def __len__(self) -> int:
         return sum(len(p["start_ps"]) for p in self.parts if "start_ps" in p)
@@ -171,7 +171,7 @@ class _Plane:
     Per-metadata arrays have one more entry, for a dangling metadata id (index -1).
     """
 
-    def __init__(self, item: PlaneInput, host: str, strings: _Strings):
+    def __init__(self, item: PlaneInput, host: str, strings: StringTable):
         self.strings = strings
         self.where = f"{host}: {item.name}"
         self.is_host = item.is_host
@@ -200,18 +200,18 @@ class _Plane:
         defaults = {}
         for name in _COLUMN_NAMES:
             values = [m.get(name) for m in meta_stats] + [None]
-            if name in _NUMBER_STATS:
-                defaults[name] = np.array([np.nan if v is None else _as_number(v) for v in values])
-                if name in _ID_STATS:
-                    defaults[name] = _whole(defaults[name])
+            if name in NUMBER_STATS:
+                defaults[name] = np.array([np.nan if v is None else as_number(v) for v in values])
+                if name in ID_STATS:
+                    defaults[name] = whole_or_nan(defaults[name])
             else:
-                defaults[name] = np.array([-1 if v is None else self.strings(_as_text(v)) for v in values],
+                defaults[name] = np.array([-1 if v is None else self.strings(as_text(v)) for v in values],
                                           dtype=np.int32)
         return defaults
 
     def _index_stats(self, stat_names: dict) -> None:
         """Stat metadata ids to the column they feed (-1: none), and to their names (for ref values)."""
-        wanted = sorted(k for k, v in stat_names.items() if v in _WANTED_EVENT_STATS)
+        wanted = sorted(k for k, v in stat_names.items() if v in WANTED_EVENT_STATS)
         self.stat_ids = _IdIndex(np.array(wanted, dtype=np.int64))
         self.stat_cols = np.array([_COLUMN_OF[stat_names[k]] for k in wanted] + [-1], dtype=np.int16)
         keys = np.array(sorted(stat_names), dtype=np.int64)
@@ -239,7 +239,7 @@ class _Plane:
         """String codes of ref values (names of stat metadata; a dangling reference reads as "")."""
         return self.ref_codes[self.refs(raw.view(np.int64))]
 
-    def texts(self, wire: _Wire, kind, raw, start, end) -> np.ndarray:
+    def texts(self, wire: Wire, kind, raw, start, end) -> np.ndarray:
         """String codes of stat values (-1: no value)."""
         out = np.full(len(kind), -1, dtype=np.int32)
         refs = kind == 7
@@ -256,17 +256,17 @@ class _Plane:
                     if code is None:
                         code = cache[key] = strings(key.decode("utf-8", "replace"))
                 else:
-                    code = strings(_as_text(_raw_number(k, r)))
+                    code = strings(as_text(raw_number(k, r)))
                 out[j] = code
         return out
 
 
 # ---------------------------------------------------------------- events of one plane
 
-def _plane_events(item: PlaneInput, host: str, strings: _Strings, columns: _Columns) -> _Skipped:
+def decode_plane(item: PlaneInput, host: str, strings: StringTable, columns: ColumnPieces) -> _Skipped:
     """Decode, classify and tabulate the events of one plane, a chunk of events at a time; what was left out."""
     plane = _Plane(item, host, strings)
-    wire = _Wire(item.data)
+    wire = Wire(item.data)
     item.data = None  # the wire holds the bytes now
     sizes, item.sizes = item.sizes, None
     ends = np.cumsum(sizes)
@@ -297,15 +297,15 @@ class _ChunkStats:
         return among[self.column[among] == _COLUMN_OF[name]]
 
 
-def _chunk_events(plane: _Plane, wire: _Wire, starts, ends, line_of, columns: _Columns):
+def _chunk_events(plane: _Plane, wire: Wire, starts, ends, line_of, columns: ColumnPieces):
     """Decode, classify and tabulate one chunk of a plane's events into `columns`."""
-    events = _decode_events(wire, starts, ends)
+    events = decode_events(wire, starts, ends)
     stats = _chunk_stats(plane, wire, events)
     meta_index = plane.meta(events.meta_id)
     if plane.is_host:
         kind = _host_kinds(plane, meta_index, stats)
     else:
-        kind = np.where(plane.meta_is_copy[meta_index], _MEMCPY, _KERNEL).astype(np.int8)
+        kind = np.where(plane.meta_is_copy[meta_index], KIND_MEMCPY, KIND_KERNEL).astype(np.int8)
     plane.skipped.malformed += int(events.bad.sum())
     keep = (kind >= 0) & ~events.bad
     start, keep = _start_times(plane, events, line_of, keep)
@@ -328,9 +328,9 @@ def _chunk_events(plane: _Plane, wire: _Wire, starts, ends, line_of, columns: _C
                 program_id=merged["program_id"])
 
 
-def _chunk_stats(plane: _Plane, wire: _Wire, events: DecodedEvents) -> _ChunkStats:
+def _chunk_stats(plane: _Plane, wire: Wire, events: DecodedEvents) -> _ChunkStats:
     """Decode the stats of a chunk's events; an event with a malformed stat is marked bad."""
-    decoded = _decode_stats(wire, events.stat_start, events.stat_end)
+    decoded = decode_stats(wire, events.stat_start, events.stat_end)
     if decoded.bad.any():
         events.bad[events.stat_event[decoded.bad]] = True
     column = plane.stat_cols[plane.stat_ids(decoded.meta_id)]
@@ -348,8 +348,8 @@ def _host_kinds(plane: _Plane, meta_index: np.ndarray, stats: _ChunkStats) -> np
     n = len(meta_index)
     kind = np.full(n, -1, dtype=np.int8)
     is_op = plane.meta_is_op[meta_index]
-    kind[is_op] = _OP
-    kind[plane.meta_is_framework_step[meta_index]] = _FRAMEWORK_STEP
+    kind[is_op] = KIND_OP
+    kind[plane.meta_is_framework_step[meta_index]] = KIND_FRAMEWORK_STEP
     rest = np.zeros(n, dtype=bool)
     rest[stats.event] = True  # events with stats
     rest &= ~is_op
@@ -360,15 +360,15 @@ def _host_kinds(plane: _Plane, meta_index: np.ndarray, stats: _ChunkStats) -> np
     root = np.zeros(n, dtype=bool)
     sel = stats.of_column("_r")
     if sel.size:
-        test = _equals_one(stats.kind[sel], stats.raw[sel])
-        root[stats.event[sel]] = _last_wins(stats.event[sel], test, stats.round[sel])
+        test = equals_one(stats.kind[sel], stats.raw[sel])
+        root[stats.event[sel]] = last_wins(stats.event[sel], test, stats.round[sel])
     hlo = np.zeros(n, dtype=bool)
     sel = stats.of_column("hlo_op")
     if sel.size:
-        test = _truthy(plane.ref_text, stats.kind[sel], stats.raw[sel], stats.start[sel], stats.end[sel])
-        hlo[stats.event[sel]] = _last_wins(stats.event[sel], test, stats.round[sel])
-    kind[rest & has_step_num & root] = _STEP
-    kind[rest & (kind < 0) & hlo] = _XLA
+        test = stat_truthy(plane.ref_text, stats.kind[sel], stats.raw[sel], stats.start[sel], stats.end[sel])
+        hlo[stats.event[sel]] = last_wins(stats.event[sel], test, stats.round[sel])
+    kind[rest & has_step_num & root] = KIND_STEP
+    kind[rest & (kind < 0) & hlo] = KIND_XLA
     return kind
 
 
@@ -400,7 +400,7 @@ def _start_times(plane: _Plane, events: DecodedEvents, line_of: np.ndarray, keep
     return start, keep
 
 
-def _stat_columns(plane: _Plane, wire: _Wire, stats: _ChunkStats, keep: np.ndarray, kept: np.ndarray,
+def _stat_columns(plane: _Plane, wire: Wire, stats: _ChunkStats, keep: np.ndarray, kept: np.ndarray,
                   meta_index: np.ndarray) -> dict:
     """Per stat column, its value for every kept event: the event's own stat, else its metadata's.
 
@@ -417,14 +417,14 @@ def _stat_columns(plane: _Plane, wire: _Wire, stats: _ChunkStats, keep: np.ndarr
         col = plane.defaults[name][meta_index]
         sel = stats.of_column(name, among=useful)
         if sel.size:
-            if name in _NUMBER_STATS:
-                got = _numbers(stats.kind[sel], stats.raw[sel])
-                if name in _ID_STATS:
-                    got = _whole(got)
+            if name in NUMBER_STATS:
+                got = stat_numbers(stats.kind[sel], stats.raw[sel])
+                if name in ID_STATS:
+                    got = whole_or_nan(got)
             else:
                 got = plane.texts(wire, stats.kind[sel], stats.raw[sel], stats.start[sel], stats.end[sel])
             rows = row_of_event[stats.event[sel]]
-            col[rows] = _last_wins(rows, got, stats.round[sel])
+            col[rows] = last_wins(rows, got, stats.round[sel])
         merged[name] = col
     return merged
 
@@ -434,12 +434,12 @@ def _host_op_names(plane: _Plane, kinds: np.ndarray, name: np.ndarray, meta_inde
     name; an XLA instruction's hlo_op. Steps and XLA events have no shape."""
     op_name = np.zeros(len(kinds), dtype=np.int32)
     op_type = np.zeros(len(kinds), dtype=np.int32)
-    is_op = kinds == _OP
+    is_op = kinds == KIND_OP
     op_name[is_op] = plane.meta_op_name[meta_index[is_op]]
     op_type[is_op] = plane.meta_op_type[meta_index[is_op]]
-    is_step = kinds == _STEP
+    is_step = kinds == KIND_STEP
     op_name[is_step] = name[is_step]
-    is_xla = kinds == _XLA
+    is_xla = kinds == KIND_XLA
     op_name[is_xla] = merged["hlo_op"][is_xla]
     shape = np.where(is_step | is_xla, -1, merged["shape"])
     return op_name, op_type, shape
@@ -452,7 +452,7 @@ def _launcher_op_names(plane: _Plane, merged: dict):
     op_name = np.zeros(size, dtype=np.int32)
     op_type = np.zeros(size, dtype=np.int32)
     launcher = np.full(size, -1, dtype=np.int32)
-    for key in _LAUNCHER_STATS:
+    for key in LAUNCHER_STATS:
         code = merged[key]
         take = (launcher < 0) & (code > 0)  # code 0 is "": not a launcher
         launcher[take] = code[take]
@@ -462,7 +462,7 @@ def _launcher_op_names(plane: _Plane, merged: dict):
         # Each distinct launcher text is parsed once.
         uniq = np.unique(launcher[has])
         strings = plane.strings
-        parsed = [_parse_launcher(strings.texts[c]) for c in uniq.tolist()]
+        parsed = [parse_launcher(strings.texts[c]) for c in uniq.tolist()]
         at = np.searchsorted(uniq, launcher[has])
         op_name[has] = np.array([strings(p[0]) for p in parsed], dtype=np.int32)[at]
         op_type[has] = np.array([strings(p[1]) for p in parsed], dtype=np.int32)[at]

@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from .events import _DERIVED_DEVICE_LINES, _WANTED_EVENT_STATS, PlaneInfo
-from .values import _Strings, _as_number, _split_op_event, _stats_dict
+from .events import DERIVED_DEVICE_LINES, WANTED_EVENT_STATS, PlaneInfo
+from .values import StringTable, as_number, split_op_event, stats_dict
 
 _INT64_MAX = np.iinfo(np.int64).max
 # Events of a line are joined into pieces of this many, so that no one bytes join is huge.
@@ -57,7 +57,7 @@ def _host_name(path: Path, space) -> str:
     return path.name.split(".xplane.pb")[0]
 
 
-def _space_contents(path: Path, space, strings: _Strings, share: tuple = (0, 1, 1)) -> SpaceContents:
+def space_contents(path: Path, space, strings: StringTable, share: tuple = (0, 1, 1)) -> SpaceContents:
     """Plain Python/numpy copies of what the parser needs from the XSpace message.
 
     `share` (a, b, n): the plane inputs hold the bytes of the events from a/n to b/n of them, in file
@@ -68,7 +68,7 @@ def _space_contents(path: Path, space, strings: _Strings, share: tuple = (0, 1, 
     with_events = []  # (plane, stat_names, kept lines, is_host) of the planes whose events are decoded
     for plane in space.planes:
         stat_names = {key: meta.name for key, meta in plane.stat_metadata.items()}
-        plane_stats = _stats_dict(plane.stats, stat_names)
+        plane_stats = stats_dict(plane.stats, stat_names)
         if "profile_options" in plane_stats:
             out.profile_options[host] = plane_stats["profile_options"]
         start, stop = plane_stats.get("profile_start_time"), plane_stats.get("profile_stop_time")
@@ -80,7 +80,7 @@ def _space_contents(path: Path, space, strings: _Strings, share: tuple = (0, 1, 
         is_host = plane.name.startswith("/host:CPU")
         kept_lines, num_events = [], 0
         for line in plane.lines:
-            if is_device and (line.name in _DERIVED_DEVICE_LINES or line.display_name in _DERIVED_DEVICE_LINES):
+            if is_device and (line.name in DERIVED_DEVICE_LINES or line.display_name in DERIVED_DEVICE_LINES):
                 continue
             num_events += len(line.events)
             if (is_device or is_host) and len(line.events):
@@ -106,7 +106,7 @@ def _dropped_events(host: str, plane_name: str, plane_stats: dict) -> list:
     """Damage: the events the profiler says it dropped (`dropped_traces` and other `dropped` counters)."""
     out = []
     for name, value in plane_stats.items():
-        count = _as_number(value)
+        count = as_number(value)
         if "dropped" in str(name).lower() and count > 0:
             said = f"{count:.0f}" if np.isfinite(count) else str(count)
             out.append(f"{host}: {plane_name or 'a plane'}: the profiler dropped {said} events "
@@ -130,7 +130,7 @@ def _rebase(items: list, profile_start: Optional[int]) -> None:
         item.bases = [b - reference for b in item.bases]
 
 
-def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _Strings, window: tuple,
+def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: StringTable, window: tuple,
                  offset: int, tf_ops: bool = True) -> PlaneInput:
     """Everything of one plane that the vectorised pass needs, taken out of the protobuf message: the
     bytes of its events inside `window` (positions among all decoded events; the plane's first is `offset`)."""
@@ -139,8 +139,8 @@ def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: _
     for key in meta_keys.tolist():
         meta = plane.event_metadata[key]
         meta_name.append(meta.name)
-        meta_op.append(_split_op_event(meta.name, meta.display_name) if is_host and tf_ops else None)
-        meta_stats.append(_stats_dict(meta.stats, stat_names, _WANTED_EVENT_STATS) if meta.stats else {})
+        meta_op.append(split_op_event(meta.name, meta.display_name) if is_host and tf_ops else None)
+        meta_stats.append(stats_dict(meta.stats, stat_names, WANTED_EVENT_STATS) if meta.stats else {})
     chunks, sizes, line_of, bases, line_codes, line_ends = [], [], [], [], [], []
     for k, line in enumerate(lines):
         events = line.events

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .events import _FRAMEWORK_STEP, _KINDS, _OP, _STEP
+from .events import KIND_FRAMEWORK_STEP, KIND_OP, KIND_STEP, KINDS
 from .planes import CodedEvents
 
 
@@ -23,11 +23,11 @@ def self_times(events: pd.DataFrame) -> np.ndarray:
     if events.empty:
         return events["duration_ps"].to_numpy().astype(np.int64, copy=True)
     line_key = events.groupby(["host", "plane", "line"], sort=False, observed=True, dropna=False).ngroup()
-    return _self_times(line_key.to_numpy(), events["kind"].isin(("op", "xla")).to_numpy(), events["start_ps"].to_numpy(),
-                       events["duration_ps"].to_numpy())
+    return nested_self_times(line_key.to_numpy(), events["kind"].isin(("op", "xla")).to_numpy(),
+                             events["start_ps"].to_numpy(), events["duration_ps"].to_numpy())
 
 
-def _self_times(line_key, compute, starts, durations) -> np.ndarray:
+def nested_self_times(line_key, compute, starts, durations) -> np.ndarray:
     """Self time of every event; nested op/xla events are subtracted from their innermost enclosing one.
 
     Events of one line are taken by start (longer first on ties). Most lines have
@@ -140,13 +140,13 @@ def assign_steps(events: pd.DataFrame) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     hosts = pd.factorize(events["host"].astype(object))[0]
     kinds = events["kind"].astype(object).to_numpy()
-    codes = np.array([_KINDS.index(k) if k in _KINDS else -1 for k in kinds], dtype=np.int8)
+    codes = np.array([KINDS.index(k) if k in KINDS else -1 for k in kinds], dtype=np.int8)
     return _assign_steps(hosts, codes, events["start_ps"].to_numpy(), events["duration_ps"].to_numpy())
 
 
 def _assign_steps(hosts, kinds, starts, durations) -> np.ndarray:
     step_index = np.full(len(kinds), -1, dtype=np.int64)
-    is_step = kinds == _STEP
+    is_step = kinds == KIND_STEP
     if not is_step.any():
         return step_index
     single = hosts.min() == hosts.max()
@@ -162,7 +162,7 @@ def _assign_steps(hosts, kinds, starts, durations) -> np.ndarray:
         step_ends = step_starts + durations[rows][step_rows]
         position = np.searchsorted(step_starts, host_starts, side="right") - 1
         # Host ops must lie inside their step; device work may trail it.
-        outside = (position < 0) | ((kinds[rows] == _OP) & (host_starts >= step_ends[np.maximum(position, 0)]))
+        outside = (position < 0) | ((kinds[rows] == KIND_OP) & (host_starts >= step_ends[np.maximum(position, 0)]))
         position[outside] = -1
         position[step_rows] = np.arange(len(step_rows))
         step_index[rows] = position
@@ -171,15 +171,15 @@ def _assign_steps(hosts, kinds, starts, durations) -> np.ndarray:
 
 def _framework_steps_where_no_markers(hosts: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     """On each host without step markers, its Keras step function calls become its steps."""
-    framework = kinds == _FRAMEWORK_STEP
+    framework = kinds == KIND_FRAMEWORK_STEP
     if not framework.any():
         return kinds
-    marked_hosts = np.unique(hosts[kinds == _STEP])
+    marked_hosts = np.unique(hosts[kinds == KIND_STEP])
     promote = framework & ~np.isin(hosts, marked_hosts)
-    return np.where(promote, np.int8(_STEP), kinds).astype(kinds.dtype)
+    return np.where(promote, np.int8(KIND_STEP), kinds).astype(kinds.dtype)
 
 
-def _steps_and_damage(events: CodedEvents, parts: list, part_rows: np.ndarray, host_codes: list, damage: list):
+def steps_and_damage(events: CodedEvents, parts: list, part_rows: np.ndarray, host_codes: list, damage: list):
     """Step of every event, leaving out events cut by the capture's end and a last step the end cut.
 
     `parts` are the files (their rows `part_rows[k]:part_rows[k + 1]`, their host's
@@ -217,7 +217,7 @@ def _capture_cut(events: CodedEvents, parts: list, part_rows: np.ndarray, damage
         tolerance = max(1_000_000_000, capture // 100)  # 1 ms, or 1% of the capture
         cut = on & (ends > capture + tolerance)
         if cut.any():
-            said = ", ".join(f"{int((cut & (kinds == i)).sum())} {k}" for i, k in enumerate(_KINDS)
+            said = ", ".join(f"{int((cut & (kinds == i)).sum())} {k}" for i, k in enumerate(KINDS)
                              if (cut & (kinds == i)).any())
             damage.append(f"{part.host}: events that end after the capture stopped were cut and left out "
                           f"({said})")
@@ -234,14 +234,14 @@ def _cut_last_steps(events: CodedEvents, parts: list, host_codes: list, keep: np
     for host in sorted(set(host_codes)):  # steps are per host name (files of one host share them)
         part = parts[host_codes.index(host)]
         on = hosts == host
-        step_rows = np.flatnonzero(on & (kinds == _STEP))
+        step_rows = np.flatnonzero(on & (kinds == KIND_STEP))
         if not step_rows.size:
             continue
         last_row = step_rows[np.argmax(starts[step_rows])]
         last = step[last_row]
-        ops = on & (kinds == _OP)
+        ops = on & (kinds == KIND_OP)
         over = ops & keep & (step == last) & (ends > ends[last_row])
-        lost = on & ~keep & (step == last) & (kinds != _STEP)
+        lost = on & ~keep & (step == last) & (kinds != KIND_STEP)
         if over.any() or lost.any() or not keep[last_row]:
             if not keep[last_row]:
                 why = "its step marker was cut"

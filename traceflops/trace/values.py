@@ -10,7 +10,7 @@ _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ONE = np.uint64(1)
 
 
-class _Strings:
+class StringTable:
     """Interned strings of one file: code <-> text."""
 
     def __init__(self):
@@ -25,7 +25,7 @@ class _Strings:
         return code
 
 
-def _stat_value(stat, stat_names):
+def stat_value(stat, stat_names):
     which = stat.WhichOneof("value")
     if which is None:
         return None
@@ -35,17 +35,17 @@ def _stat_value(stat, stat_names):
     return value
 
 
-def _stats_dict(stats, stat_names, wanted=None) -> dict:
+def stats_dict(stats, stat_names, wanted=None) -> dict:
     out = {}
     for stat in stats:
         name = stat_names.get(stat.metadata_id)
         if name is None or (wanted is not None and name not in wanted):
             continue
-        out[name] = _stat_value(stat, stat_names)
+        out[name] = stat_value(stat, stat_names)
     return out
 
 
-def _as_text(value) -> Optional[str]:
+def as_text(value) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, str):
@@ -57,7 +57,7 @@ def _as_text(value) -> Optional[str]:
     return str(value)
 
 
-def _as_number(value) -> float:
+def as_number(value) -> float:
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
         return np.nan
     try:
@@ -66,7 +66,7 @@ def _as_number(value) -> float:
         return np.nan
 
 
-def _split_op_event(name: str, display_name: str):
+def split_op_event(name: str, display_name: str):
     """`node:Type` with display name `Type` is a TensorFlow op event."""
     if display_name and _OP_TYPE.match(display_name) and name.endswith(":" + display_name):
         return name[: -len(display_name) - 1], display_name
@@ -76,7 +76,7 @@ def _split_op_event(name: str, display_name: str):
 _SHAPE_IN_ANNOTATION = re.compile(r"#shape=(\([^#]*\))#")
 
 
-def _parse_launcher(text: str):
+def parse_launcher(text: str):
     """The TensorFlow op a device event was launched by: `node:Type#shape=(...)#...`."""
     head = text.split("#", 1)[0]
     # Nested annotations are joined with "::"; the innermost names the op.
@@ -88,7 +88,7 @@ def _parse_launcher(text: str):
     return head, "", None
 
 
-def _raw_number(kind: int, raw: int):
+def raw_number(kind: int, raw: int):
     word = np.array([raw], dtype=np.uint64)
     if kind == 2:
         return float(word.view(np.float64)[0])
@@ -97,14 +97,14 @@ def _raw_number(kind: int, raw: int):
     return int(raw)
 
 
-def _whole(values: np.ndarray) -> np.ndarray:
+def whole_or_nan(values: np.ndarray) -> np.ndarray:
     """Ids: NaN where a value is not a whole number that fits int64."""
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0**63)
     return np.where(ok, values, np.nan)
 
 
-def _numbers(kind, raw) -> np.ndarray:
+def stat_numbers(kind, raw) -> np.ndarray:
     out = np.full(len(kind), np.nan)
     double = kind == 2
     out[double] = raw[double].view(np.float64)
@@ -115,7 +115,7 @@ def _numbers(kind, raw) -> np.ndarray:
     return out
 
 
-def _truthy(ref_text, kind, raw, start, end) -> np.ndarray:
+def stat_truthy(ref_text, kind, raw, start, end) -> np.ndarray:
     """Whether each stat value is set: non-zero, non-empty (`ref_text` gives the string codes of refs)."""
     out = np.zeros(len(kind), dtype=bool)
     numeric = (kind == 3) | (kind == 4)
@@ -130,11 +130,11 @@ def _truthy(ref_text, kind, raw, start, end) -> np.ndarray:
     return out
 
 
-def _equals_one(kind, raw) -> np.ndarray:
+def equals_one(kind, raw) -> np.ndarray:
     return (((kind == 3) | (kind == 4)) & (raw == _ONE)) | ((kind == 2) & (raw.view(np.float64) == 1.0))
 
 
-def _last_wins(events: np.ndarray, values: np.ndarray, rounds: np.ndarray) -> np.ndarray:
+def last_wins(events: np.ndarray, values: np.ndarray, rounds: np.ndarray) -> np.ndarray:
     """`values` rewritten so that a fancy assignment to `events` keeps each event's last value.
 
     Values come in decode order (rounds ascending); within one round an event appears once.

@@ -28,7 +28,7 @@ _M3, _K3 = np.uint64(0x0FFFFFFF00000000), np.uint64(0x000000000FFFFFFF)
 _ONE = np.uint64(1)
 
 
-class _Wire:
+class Wire:
     """A byte buffer read at many positions at once (`data` must end with 16 zero bytes)."""
 
     def __init__(self, padded: bytes):
@@ -141,7 +141,7 @@ def _py_fields(data, pos: int, end: int):
 
 
 
-def _lockstep(wire: _Wire, starts: np.ndarray, ends: np.ndarray, handle, finish_one, straggle: int = 48):
+def _lockstep(wire: Wire, starts: np.ndarray, ends: np.ndarray, handle, finish_one, straggle: int = 48):
     """Decode many messages of one type together, one field of every message per round.
 
     `handle(number, wire_type, index, pos, end, round)` reads one field (at `pos`, just
@@ -180,7 +180,7 @@ def _lockstep(wire: _Wire, starts: np.ndarray, ends: np.ndarray, handle, finish_
     return bad
 
 
-def _one_field(wire: _Wire, index: np.ndarray, pos: np.ndarray, end: np.ndarray, handle, round_: int):
+def _one_field(wire: Wire, index: np.ndarray, pos: np.ndarray, end: np.ndarray, handle, round_: int):
     """One round of `_lockstep`: read the field at `pos` of every message; positions after it."""
     first = wire.u8[pos]
     ok = None
@@ -214,7 +214,7 @@ def _one_field(wire: _Wire, index: np.ndarray, pos: np.ndarray, end: np.ndarray,
     return new
 
 
-def _skip(wire: _Wire, wire_type: int, q: np.ndarray, ends: np.ndarray):
+def _skip(wire: Wire, wire_type: int, q: np.ndarray, ends: np.ndarray):
     """Positions after a field's value that we do not keep (ends+1 where malformed)."""
     if wire_type == 0:
         _, after, ok = wire.varint(q)
@@ -268,7 +268,7 @@ class DecodedStats:
     bad: np.ndarray
 
 
-def _decode_events(wire: _Wire, starts: np.ndarray, ends: np.ndarray) -> DecodedEvents:
+def decode_events(wire: Wire, starts: np.ndarray, ends: np.ndarray) -> DecodedEvents:
     """XEvent fields of every message: metadata_id, offset_ps, duration_ps, and the stats' spans."""
     n = len(starts)
     meta = np.zeros(n, dtype=np.uint64)
@@ -321,7 +321,7 @@ def _joined_stat_parts(stat_parts: list):
             np.concatenate([np.full(len(p[0]), p[3], dtype=np.int32) for p in stat_parts]))
 
 
-def _decode_stats(wire: _Wire, starts: np.ndarray, ends: np.ndarray) -> DecodedStats:
+def decode_stats(wire: Wire, starts: np.ndarray, ends: np.ndarray) -> DecodedStats:
     """XStat fields: metadata_id, and the value: its field number (kind), raw 64 bits, or a span."""
     n = len(starts)
     meta = np.zeros(n, dtype=np.uint64)

@@ -1,8 +1,9 @@
 """FLOPs and bytes of XLA HLO instructions (see `module.py` for the table's columns and conventions).
 
-* `opcodes.py`: the opcode table, opcode -> (family, formula), the only dispatch;
-* `instructions.py`: formulas of dot, convolution, reduce, fusion, elementwise, zero...;
-* `custom_calls.py`: GEMM, cuDNN convolution and fused-attention custom calls;
+* `opcodes.py`: the `hlo:` keys of the one registry (`costs/registry.py`): opcode -> family, formula;
+* `custom_calls.py`: the `custom_call:` keys: GEMM, cuDNN convolution and fused-attention targets;
+* `describe.py`: the registry's HLO adapter: an instruction's entry found and priced by its signature;
+* `instructions.py`: formulas of dot, convolution, reduce, fusion, elementwise...;
 * `module.py`: `ModuleCosts` (per module), `module_costs`, `hlo_costs`;
 * `common.py`: shapes, backend configs, the `Cost` constructor.
 """

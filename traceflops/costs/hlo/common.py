@@ -6,7 +6,7 @@ import math
 import re
 from typing import Optional
 
-from ...graph.shapes import canonical_dtype
+from ...ops import canonical_dtype
 from ...trace import hlo_schema
 from ..registry import UNKNOWN, Cost
 

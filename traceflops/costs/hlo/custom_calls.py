@@ -1,45 +1,30 @@
-"""Custom calls: cuBLAS(Lt)/hipBLAS(Lt) GEMMs, cuDNN/MIOpen convolutions, Transformer Engine fused
-attention, and the custom calls that only move or annotate data. Epilogue and activation FLOPs come
-from the one epilogue table (`costs/epilogues.py`)."""
+"""Custom-call targets in the registry: cuBLAS(Lt)/hipBLAS(Lt) GEMMs, cuDNN/MIOpen convolutions, Transformer
+Engine fused attention, and the custom calls that only move or annotate data.
+
+Each is a `custom_call:` key, with a `pattern` where targets vary (`__cublas$lt$matmul`,
+`__cudnn$convBiasActivationForward`); `describe.custom_call_cost` finds a target's entry (its own
+key first, else the first pattern it matches, in registration order). Epilogue and activation FLOPs
+come from the one epilogue table (`costs/epilogues.py`)."""
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
 from ..epilogues import epilogue_flops
+from ..registry import CUSTOM_CALL, INSTRUCTION, declare_zero, register
 from .common import (backend_config, dot_counts, dtype_of, elements, first_array, int_list, leaves,
                      mlir_attributes, unknown, xla_cost)
 from .instructions import conv_cost
 
-_GEMM_TARGET = re.compile(r"^__(cu|hip|roc)blas(\$lt)?\$(gemm|matmul)")
-_CONV_TARGET = re.compile(r"^__(cudnn|miopen)\$conv")
-_TE_ATTENTION_TARGET = re.compile(r"^te_fused_attn_(forward|backward)(_ffi)?$")
-_CUDNN_ATTENTION_TARGET = re.compile(r"^__cudnn\$fmha|^__cudnn\$fhma")
-ZERO_CUSTOM_CALLS = {"Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape", "AllocateBuffer",
-                     "MoveToHost", "MoveToDevice", "PadToStatic", "SliceToDynamic",
-                     "annotate_device_placement", "LayoutConstraint"}
 # NVTE_Mask_Type (transformer_engine/common/include/transformer_engine/fused_attn.h).
 _TE_MASKS = {0: "none", 1: "padding", 2: "causal", 3: "padding_causal", 4: "causal_bottom_right",
              5: "padding_causal_bottom_right"}
 
-
-def custom_call(mc, instr):
-    """By target: GEMM, convolution, fused attention, data movement (0), else unknown."""
-    target = instr.custom_call_target
-    if _GEMM_TARGET.match(target):
-        return gemm_call(mc, instr)
-    if _CONV_TARGET.match(target):
-        return conv_call(mc, instr)
-    if _TE_ATTENTION_TARGET.match(target):
-        return te_attention(mc, instr)
-    if _CUDNN_ATTENTION_TARGET.match(target):
-        return unknown("cuDNN fused-attention custom calls are not modelled yet (no fixture to check "
-                       "their operand layout against)", mc.input_dtype(instr))
-    if target in ZERO_CUSTOM_CALLS:
-        return xla_cost(0, None, 0, dtype_of(instr.shape), "moves or annotates data")
-    return unknown(f"custom call {target!r} has no formula", mc.input_dtype(instr))
+declare_zero(*(f"{CUSTOM_CALL}:{target}" for target in (
+    "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape", "AllocateBuffer", "MoveToHost", "MoveToDevice",
+    "PadToStatic", "SliceToDynamic", "annotate_device_placement", "LayoutConstraint")),
+    reason="moves or annotates data")
 
 
 def _gemm_extras(gemm: dict) -> tuple:
@@ -62,6 +47,8 @@ def _gemm_extras(gemm: dict) -> tuple:
     return extra, notes
 
 
+@register(f"{CUSTOM_CALL}:__cublas$gemm", family="matmul/einsum", signature=INSTRUCTION,
+          pattern=r"^__(cu|hip|roc)blas(\$lt)?\$(gemm|matmul)")
 def gemm_call(mc, instr):
     """2 x batch x M x N x K + epilogue FLOPs per output element (dimension numbers from backend_config)."""
     lhs, rhs = mc.operand_shape(instr, 0), mc.operand_shape(instr, 1)
@@ -129,6 +116,8 @@ def _conv_extras(instr, target: str, conv: dict) -> tuple:
     return extra, notes
 
 
+@register(f"{CUSTOM_CALL}:__cudnn$convForward", family="conv", signature=INSTRUCTION,
+          pattern=r"^__(cudnn|miopen)\$conv")
 def conv_call(mc, instr):
     """2 x textbook MACs (forward, backward-input or backward-filter; every kernel tap) + fused epilogue;
     XLA's valid-window count in `xla_valid_macs`."""
@@ -165,6 +154,8 @@ def attention_pairs(sq: int, skv: int, mask: str, left: int, right: int) -> int:
     return int(np.clip(hi - lo + 1, 0, None).sum())
 
 
+@register(f"{CUSTOM_CALL}:te_fused_attn_forward", family="matmul/einsum", signature=INSTRUCTION,
+          pattern=r"^te_fused_attn_(forward|backward)(_ffi)?$")
 def te_attention(mc, instr):
     """Transformer Engine fused attention: the QK^T and PV matmuls (and, backward, the
     recomputed QK^T plus dV, dP, dQ, dK) over the (query, key) pairs left after masking."""
@@ -201,3 +192,11 @@ def te_attention(mc, instr):
     if "padding" in mask:
         note += "; padding mask: counted at the maximum sequence lengths"
     return xla_cost(2 * macs, macs, 0, dtype, note)
+
+
+@register(f"{CUSTOM_CALL}:__cudnn$fmha", family="matmul/einsum", signature=INSTRUCTION,
+          pattern=r"^__cudnn\$fmha|^__cudnn\$fhma")
+def cudnn_attention(mc, instr):
+    """Unknown: cuDNN fused-attention custom calls are not modelled yet."""
+    return unknown("cuDNN fused-attention custom calls are not modelled yet (no fixture to check "
+                   "their operand layout against)", mc.input_dtype(instr))

@@ -1,5 +1,6 @@
-"""Formulas of HLO instructions other than custom calls: `formula(mc, instr) -> Cost`, `mc` the
-`ModuleCosts` of the instruction's module (operand shapes, called computations' costs).
+"""Formulas of HLO instructions other than custom calls: `formula(mc, instr) -> Cost` (the registry's
+`INSTRUCTION` signature), `mc` the `ModuleCosts` of the instruction's module (operand shapes, called
+computations' costs); `opcodes.py` registers them.
 
 Conventions: one FMA = 2 FLOPs; dot = 2 x batch x M x N x K; convolution = 2 x
 textbook MACs (output elements x kernel taps x input features per group, padding
@@ -17,14 +18,6 @@ import numpy as np
 from .common import dot_counts, dtype_of, elements, first_array, unknown, xla_cost
 
 
-def zero(reason: str) -> Callable:
-    """The formula of a zero-FLOP opcode: 0 with `reason` as its note."""
-    def formula(mc, instr):
-        dtype = mc.input_dtype(instr) if instr.opcode == "convert" else dtype_of(instr.shape)
-        return xla_cost(0, None, 0, dtype, reason)
-    return formula
-
-
 def elementwise(transcendental: bool) -> Callable:
     """The formula of an elementwise opcode: 1 FLOP per output element (a transcendental too)."""
     def formula(mc, instr):
@@ -33,6 +26,8 @@ def elementwise(transcendental: bool) -> Callable:
         trans = n if transcendental else 0
         return xla_cost(n, None, trans, mc.input_dtype(instr),
                         "transcendental: 1 per element" if trans else "elementwise: 1 per element")
+    formula.__name__ = "transcendental" if transcendental else "elementwise"
+    formula.__doc__ = "1 FLOP per output element" + (" (also 1 transcendental)" if transcendental else "")
     return formula
 
 

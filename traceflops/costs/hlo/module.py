@@ -6,22 +6,8 @@ instruction of each module's entry computation, plus the instructions of the
 computations that entry reaches through control flow (`while` bodies and
 conditions, `conditional` branches, `call`, `async-start`): those launch
 kernels too. A fusion's row is the sum of its fused computation (nested
-fusions included). Columns:
-
-| column | meaning |
-| --- | --- |
-| program_id, hlo_module | the module, as device kernels name it (`program_id`, `hlo_module` stats) |
-| computation, is_entry | the computation the instruction is in; True for the entry computation |
-| hlo_op | the instruction name, as kernels name it (`hlo_op` stat) |
-| opcode, fusion_kind, custom_call_target | what the instruction is |
-| shape | its result shape, e.g. `bf16[256,256]` |
-| framework_op | the framework op it came from (`metadata.op_name`, e.g. `jit(dot)/dot_general`) |
-| flops, macs, transcendentals | per execution; `macs` only for contractions (convolutions: the textbook count, every kernel tap); transcendentals are also inside `flops` |
-| xla_valid_macs | convolutions (and fusions holding one): FMAs over valid window positions only, XLA HloCostAnalysis's count, which XProf's hlo_stats reports |
-| bytes | operand bytes + result bytes of the instruction (custom-call scratch workspaces excluded) |
-| dtype | the dtype it computes in (a contraction's input dtype) |
-| flops_source | `xla` (counted here, zero included) or `unknown` (flops is None; `note` says why) |
-| note | the formula used or the reason it is unknown |
+fusions included). Its columns are the schema's `hlo` table
+(`traceflops/schema.py`, rendered in docs/xla.md).
 
 Conventions (docs/xla.md has the full table and the comparison with XProf):
 one FMA = 2 FLOPs; dot = 2 x batch x M x N x K; convolution = 2 x textbook MACs
@@ -45,13 +31,12 @@ from typing import Optional
 
 import pandas as pd
 
+from ...schema import columns
 from ..registry import Cost
 from .common import dtype_of, has_workspace, leaves, nbytes, shape_text, unknown, xla_cost
-from .opcodes import OPCODES
+from .describe import instruction_cost
 
-HLO_COLUMNS = ["program_id", "hlo_module", "computation", "is_entry", "hlo_op", "opcode", "fusion_kind",
-               "custom_call_target", "shape", "framework_op", "flops", "macs", "xla_valid_macs", "transcendentals",
-               "bytes", "dtype", "flops_source", "note"]
+HLO_COLUMNS = columns("hlo")  # declared, with their meanings, in traceflops/schema.py
 # Opcodes whose called computations run as code of their own (not fused, not a reducer).
 _CONTROL_CALLERS = {"while", "conditional", "call", "async-start"}
 # Instructions that launch nothing and touch no memory: their bytes are 0.
@@ -176,11 +161,9 @@ class ModuleCosts:
         return cost
 
     def instruction_cost(self, instr) -> Cost:
-        """One execution's FLOPs, MACs and transcendentals (bytes: `instruction_bytes`), by the opcode table."""
-        spec = OPCODES.get(instr.opcode)
-        if spec is None:
-            return unknown(f"no formula for opcode {instr.opcode}", dtype_of(instr.shape))
-        return spec.formula(self, instr)
+        """One execution's FLOPs, MACs and transcendentals (bytes: `instruction_bytes`), by the instruction's
+        registry entry (`describe.py`)."""
+        return instruction_cost(self, instr)
 
 
 def executable_computations(module) -> list:

@@ -1,48 +1,44 @@
-"""The HLO opcode table: opcode -> (family, formula). The only dispatch of `ModuleCosts.instruction_cost`;
-`family_of` reads the families of XLA op types (`fusion:kLoop`, `dot`, `custom-call`) from it too."""
+"""The HLO opcodes in the registry: one `hlo:` key per opcode (and per fusion kind), with its family and formula.
+
+`ModuleCosts.instruction_cost` prices an instruction by its entry (`describe.py`);
+`family_of` reads the families of XLA op types (`fusion:kLoop`, `dot`,
+`custom-call`) from the same entries. Adding an opcode formula is one
+registration here (built-in, `INSTRUCTION` signature) or, from user code,
+`traceflops.register_formula("hlo:<opcode>")` over the source-neutral `OpInfo`.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
-from ..registry import FAMILIES
+from ..registry import HLO, INSTRUCTION, NamespaceView, declare_zero, hlo_entry, register
 from . import instructions as ins
-from .custom_calls import custom_call
+from . import custom_calls  # noqa: F401  (registers the custom-call targets `hlo:custom-call` prices)
+from .describe import custom_call_cost
 
 
-@dataclass(frozen=True)
-class Opcode:
-    family: str
-    formula: Callable  # formula(module_costs, instr) -> Cost
-
-
-OPCODES: dict = {}
+def _zero(reason: str, family: str, *opcodes: str) -> None:
+    declare_zero(*(f"{HLO}:{opcode}" for opcode in opcodes), reason=reason, family=family)
 
 
 def _add(family: str, formula: Callable, *opcodes: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown op family {family!r}")
-    for opcode in opcodes:
-        if opcode in OPCODES:
-            raise ValueError(f"opcode {opcode!r} is in the table twice")
-        OPCODES[opcode] = Opcode(family, formula)
+    register(*(f"{HLO}:{opcode}" for opcode in opcodes), family=family, signature=INSTRUCTION)(formula)
 
 
-_add("data movement", ins.zero("moves, converts or reinterprets data"),
-     "bitcast", "copy", "transpose", "slice", "dynamic-slice", "dynamic-update-slice", "concatenate",
-     "broadcast", "reshape", "dynamic-reshape", "pad", "reverse", "gather", "iota", "convert",
-     "bitcast-convert", "copy-start", "copy-done", "real", "imag")
-_add("data movement", ins.zero("holds or forwards values"),
-     "parameter", "constant", "tuple", "get-tuple-element", "after-all", "add-dependency", "domain",
-     "opt-barrier", "optimization-barrier", "partition-id", "replica-id", "get-dimension-size",
-     "set-dimension-size", "rng-get-and-update-state")
-_add("data movement", ins.zero("communication, not arithmetic"),
-     "send", "send-done", "recv", "recv-done", "infeed", "outfeed", "all-gather", "all-gather-start",
-     "all-gather-done", "all-to-all", "ragged-all-to-all", "collective-permute",
-     "collective-permute-start", "collective-permute-done", "collective-broadcast", "all-reduce-done")
-_add("control flow", ins.zero("control flow: the called computations' instructions are rows of their own"),
-     "while", "conditional", "call", "async-start", "async-update", "async-done")
-_add("random", ins.zero("generates random bits with integer arithmetic"), "rng-bit-generator")
+_zero("moves, converts or reinterprets data", "data movement",
+      "bitcast", "copy", "transpose", "slice", "dynamic-slice", "dynamic-update-slice", "concatenate",
+      "broadcast", "reshape", "dynamic-reshape", "pad", "reverse", "gather", "iota", "convert",
+      "bitcast-convert", "copy-start", "copy-done", "real", "imag")
+_zero("holds or forwards values", "data movement",
+      "parameter", "constant", "tuple", "get-tuple-element", "after-all", "add-dependency", "domain",
+      "opt-barrier", "optimization-barrier", "partition-id", "replica-id", "get-dimension-size",
+      "set-dimension-size", "rng-get-and-update-state")
+_zero("communication, not arithmetic", "data movement",
+      "send", "send-done", "recv", "recv-done", "infeed", "outfeed", "all-gather", "all-gather-start",
+      "all-gather-done", "all-to-all", "ragged-all-to-all", "collective-permute",
+      "collective-permute-start", "collective-permute-done", "collective-broadcast", "all-reduce-done")
+_zero("control flow: the called computations' instructions are rows of their own", "control flow",
+      "while", "conditional", "call", "async-start", "async-update", "async-done")
+_zero("generates random bits with integer arithmetic", "random", "rng-bit-generator")
 
 _add("elementwise", ins.elementwise(transcendental=True),
      "exponential", "exponential-minus-one", "log", "log-plus-one", "logistic", "power", "sqrt", "rsqrt",
@@ -53,7 +49,12 @@ _add("elementwise", ins.elementwise(transcendental=False),
      "xor", "not", "shift-left", "shift-right-arithmetic", "shift-right-logical", "popcnt", "clz",
      "is-finite", "complex", "reduce-precision", "stochastic-convert")
 
+# Fusions by kind (`fusion:kLoop` in the ops table): loop fusions are elementwise, input
+# fusions reductions; output and custom fusions hold a contraction or anything else.
+FUSION_FAMILIES = {"kLoop": "elementwise", "kInput": "reduction"}
 _add("other", ins.fusion, "fusion")
+for _kind, _family in FUSION_FAMILIES.items():
+    _add(_family, ins.fusion, f"fusion:{_kind}")
 _add("matmul/einsum", ins.dot, "dot")
 _add("conv", ins.convolution, "convolution")
 _add("reduction", ins.reduce, "reduce")
@@ -67,17 +68,14 @@ _add("other", ins.triangular_solve, "triangular-solve")
 _add("other", ins.cholesky, "cholesky")
 _add("other", ins.all_reduce, "all-reduce", "all-reduce-start", "reduce-scatter")
 _add("random", ins.rng, "rng")
-_add("other", custom_call, "custom-call")
+_add("other", custom_call_cost, "custom-call")
 
-# Fusions by kind (`fusion:kLoop` in the ops table): loop fusions are elementwise, input
-# fusions reductions; output and custom fusions hold a contraction or anything else.
-FUSION_FAMILIES = {"kLoop": "elementwise", "kInput": "reduction"}
+# opcode (or `fusion:<kind>`) -> its `hlo:` Entry (`.family`, `.kind`, `.formula`), live.
+OPCODES = NamespaceView(HLO)
 
 
 def opcode_family(op_type: str) -> str:
     """The family of an XLA op type: `fusion:kLoop` -> elementwise, `dot` -> matmul/einsum, unknown -> other."""
     opcode, _, kind = str(op_type).partition(":")
-    if opcode == "fusion" and kind in FUSION_FAMILIES:
-        return FUSION_FAMILIES[kind]
-    spec = OPCODES.get(opcode)
-    return spec.family if spec is not None else "other"
+    entry = hlo_entry(opcode, kind)
+    return entry.family if entry is not None else "other"

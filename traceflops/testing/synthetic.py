@@ -16,7 +16,7 @@ what TensorFlow's profiler writes for a Keras model run under traceflops:
 - a `Task Environment` plane with `profile_start_time`, `profile_stop_time`
   and `profile_options`.
 
-The planes, lines and metadata are built with `traceflops.trace.builder` (its
+The planes, lines and metadata are built with `traceflops.testing.builder` (its
 metadata interning gives the ids); the millions of events are encoded straight
 to protobuf wire format with numpy (the same bytes protobuf would write: the
 tests check this), since building them one message at a time takes minutes.
@@ -38,7 +38,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from . import xplane_schema
+from ..trace import xplane_schema
 from .builder import PlaneBuilder, Uint64, field_bytes
 
 # A realistic mix: (op type, input shapes) families, several nodes per family.

@@ -1,9 +1,9 @@
-"""Formulas for op types ordinary models ran unknown (issue 13): resizing and its gradients, running
+"""Formulas for op types ordinary models ran unknown: resizing and its gradients, running
 sums/products, top-k, grappler's `_UnaryOpsComposition` (PReLU); and a real model using them all."""
 import pytest
 
 from traceflops.costs import FORMULA, UNKNOWN, ZERO, OpInfo, op_cost
-from traceflops.graph.shapes import TensorSpec
+from traceflops.ops import TensorSpec
 
 
 def f32(*dims):

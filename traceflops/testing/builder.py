@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Optional, Union
 
-from . import xplane_schema
+from ..trace import xplane_schema
 
 
 class Uint64(NamedTuple):

@@ -1,4 +1,4 @@
-"""Issue 13, consistent tables: per-occurrence flops/macs/bytes everywhere with totals named total_*; the
+"""Consistent tables: per-occurrence flops/macs/bytes everywhere with totals named total_*; the
 terminal shows the device when more than one ran ops; units and labels say what they cover."""
 import io
 
