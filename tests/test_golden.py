@@ -1,9 +1,9 @@
 """The outputs of `traceflops analyze` on every recorded trace under traces/ stay the same as frozen in
 tests/golden by scripts/freeze_golden.py (tests/golden_outputs.py: the cases and the files compared).
 
-A case frozen with today's names and columns (its directory holds FROZEN_AS_IS) is compared as is. The
-others were frozen before the package was restructured and are compared through the normalising
-exceptions of tests/golden_legacy.py, each naming the issue that changed a column, until refrozen.
+Every case is compared as is: the same columns, rows and values (floats to 1e-9), and the same summary
+keys and values but where the trace lies. A deliberate change is a refreeze with its reason in each case's
+FROZEN_AS_IS and a reviewed `git diff tests/golden`.
 """
 import json
 import math
@@ -11,7 +11,6 @@ import math
 import pandas as pd
 import pytest
 
-import golden_legacy
 import traceflops
 from golden_outputs import AS_IS_MARKER, GOLDEN, SUMMARY_JSON, SUMMARY_SKIP, frozen_tables, golden_cases
 
@@ -56,9 +55,7 @@ def test_analyze_outputs_unchanged(name, results, tmp_path):
     result = _result(results, name)
     result.write(tmp_path)
     frozen_dir = GOLDEN / name
-    if not (frozen_dir / AS_IS_MARKER).exists():
-        golden_legacy.assert_unchanged(frozen_dir, tmp_path, name)
-        return
+    assert (frozen_dir / AS_IS_MARKER).exists(), f"{name}: frozen without its reason (FROZEN_AS_IS)"
     for csv in frozen_tables(frozen_dir):
         frozen = pd.read_csv(csv, keep_default_na=True)
         now = pd.read_csv(tmp_path / csv.name, keep_default_na=True)
