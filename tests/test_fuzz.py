@@ -14,6 +14,7 @@ Properties:
 Bounded to run in well under a minute on two cores.
 """
 import math
+import re
 import os
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ from traceflops.trace.events import (DERIVED_DEVICE_LINES, KINDS, LAUNCHER_STATS
                                      WANTED_EVENT_STATS)
 from traceflops.trace.parse import parse_file, merge_shares
 from traceflops.trace.timeline import nested_self_times
+from traceflops.trace.tpu import SKIPPED_LINES as TPU_SKIPPED_LINES
 from traceflops.trace.values import as_number, as_text, parse_launcher, split_op_event
 from traceflops.trace.values import stat_value as decoded_stat_value
 from traceflops.trace.wire import _Bad, decode_events, _py_fields, Wire
@@ -343,16 +345,38 @@ def _reference_rows(space, path: str):
                 out[name] = decoded_stat_value(stat, stat_names)
             return out
 
+        is_tpu = plane.name.startswith("/device:TPU:")
+        # A TPU's programs by id, from the metadata of its "XLA Modules" line (`jit_f(1219...)`).
+        programs = {int(m.group(2)) & (2**64 - 1): m.group(1) for m in
+                    (re.fullmatch(r"([^\s(]+)\((\d+)\)", meta.name) for meta in plane.event_metadata.values()) if m}
+
+        def meta_stats_of(meta):
+            out = stats_of(meta.stats)
+            if is_tpu and out.get("program_id") is not None:  # an "XLA Ops" event: instruction, module
+                if not out.get("hlo_op") and meta.display_name:
+                    out["hlo_op"] = meta.display_name
+                if not out.get("hlo_module"):
+                    try:
+                        module = programs.get(int(out["program_id"]) & (2**64 - 1))
+                    except (TypeError, ValueError, OverflowError):
+                        module = None
+                    if module:
+                        out["hlo_module"] = module
+            return out
+
         for line in plane.lines:
-            if is_device and (line.name in DERIVED_DEVICE_LINES
-                              or line.display_name in DERIVED_DEVICE_LINES):
+            if is_tpu:  # a TPU's "XLA Ops" line is what ran; its async spans, modules... repeat it
+                if line.name != "XLA Ops" and line.name in TPU_SKIPPED_LINES:
+                    continue
+            elif is_device and (line.name in DERIVED_DEVICE_LINES
+                                or line.display_name in DERIVED_DEVICE_LINES):
                 continue
             for event in line.events:
                 meta = plane.event_metadata.get(event.metadata_id) if event.metadata_id in plane.event_metadata \
                     else None
                 name = meta.name if meta is not None else ""
                 own = stats_of(event.stats)
-                merged = {**(stats_of(meta.stats) if meta is not None else {}), **own}
+                merged = {**(meta_stats_of(meta) if meta is not None else {}), **own}
                 kind = None
                 if is_host:
                     op = split_op_event(meta.name, meta.display_name) if meta is not None else None

@@ -13,12 +13,13 @@ The public names are loaded on first use, so that importing the package (as the
 sandboxed capture process does before it enters its namespaces) loads neither
 pandas nor TensorFlow.
 """
-__all__ = ["Result", "Summary", "analyze", "profile", "register_formula", "supported_ops"]
+__all__ = ["CountResult", "Result", "Summary", "analyze", "count", "profile", "register_formula",
+           "register_layer_formula", "supported_ops"]
 __version__ = "0.1.0"
 
 
 _API = {"Result": "result", "Summary": "result", "analyze": "api", "profile": "api", "register_formula": "costs",
-        "supported_ops": "costs"}
+        "supported_ops": "costs", "CountResult": "count", "register_layer_formula": "count"}
 
 
 def __getattr__(name):

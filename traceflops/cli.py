@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --model: load models Keras safe mode refuses; only for files you trust")
     _common(ana)
 
+    cnt = sub.add_parser("count", help="model FLOPs and MACs per layer from the Keras layer configs (no profiler)")
+    cnt.add_argument("model", help=".keras or .h5 file")
+    cnt.add_argument("--batch-size", type=int, default=1)
+    cnt.add_argument("--input-shape", action="append", metavar="[NAME:]D1,D2,...",
+                     help="dimensions after the batch of an input the model leaves unknown; repeat per input, "
+                          "NAME for models with several")
+    cnt.add_argument("--train", action="store_true",
+                     help="count a training step: forward + backward, the optimizer's update apart")
+    cnt.add_argument("--json", action="store_true", help="print the count as JSON instead of a table")
+
     pk = sub.add_parser("peaks", help="measure (or show cached) compute and memory ceilings of a device")
     pk.add_argument("--device", default="CPU:0")
     pk.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
@@ -145,6 +155,18 @@ def _peaks(args) -> int:
     return 0
 
 
+def _count(args) -> int:
+    from .count import count
+    from .count.table import render_count
+    result = count(args.model, batch_size=args.batch_size, train=args.train,
+                   input_shape=parse_input_shapes(args.input_shape))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_count(result)
+    return 0
+
+
 def _prefetch(args) -> None:
     """`analyze` of one large local file: start decoding most of it in a second process before the
     pipeline (pandas and the rest, most of a second) is imported here (trace/parallel.py)."""
@@ -182,6 +204,8 @@ def _run(args) -> int:
     from . import api  # light: the stages are imported where used (profile: while its capture runs)
     if args.command == "peaks":
         return _peaks(args)
+    if args.command == "count":
+        return _count(args)
     if args.command == "profile":
         if args.example:
             args.model = example_model_path()

@@ -83,6 +83,7 @@ class _UrlTrace(Trace):
     def hlo_modules(self) -> list:
         if self._hlo_modules is None:
             self._hlo_modules = self.modules()
+            self.note_damaged_modules(self._hlo_modules)
         return self._hlo_modules
 
 
@@ -109,7 +110,7 @@ def price_local(files: list, graph_record, steps, workers: Optional[int] = None,
     there is one file or workers cannot start."""
     workers = workers or min(len(files), os.cpu_count() or 1)
     if len(files) < 2 or workers < 2:
-        return [price_file(f, graph_record, steps, storage_options) for f in files]
+        return _in_process(files, graph_record, steps, storage_options)
     import multiprocessing
     import sys
     import threading
@@ -120,23 +121,50 @@ def price_local(files: list, graph_record, steps, workers: Optional[int] = None,
     try:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     except (OSError, NotImplementedError, ImportError):
-        return [price_file(f, graph_record, steps, storage_options) for f in files]
+        return _in_process(files, graph_record, steps, storage_options)
     with pool:
         futures = [pool.submit(price_file, str(f), graph_record, steps, storage_options) for f in files]
-        return _results(futures)
+        return _results(files, futures)
 
 
-def _results(futures) -> list:
-    """Every future's result; the first TraceError is raised once all are done."""
-    results, error = [], None
+def _in_process(files: list, graph_record, steps, storage_options) -> list:
+    """Price files one after another here; an unreadable one is skipped as `_readable` says."""
+    outcomes = []
+    for f in files:
+        try:
+            outcomes.append(price_file(f, graph_record, steps, storage_options))
+        except TraceError as exc:
+            outcomes.append(exc)
+    return _readable(files, outcomes)
+
+
+def _results(files: list, futures) -> list:
+    """Every future's result; an unreadable file is skipped as `_readable` says."""
+    outcomes = []
     for future in futures:
         try:
-            results.append(future.result())
+            outcomes.append(future.result())
         except TraceError as exc:
-            error = error or exc
-    if error is not None:
-        raise error
-    return results
+            outcomes.append(exc)
+    return _readable(files, outcomes)
+
+
+def skipped_file_warning(path, error: Exception) -> str:
+    """The warning naming a file left out of a multi-file analysis (the error names the file itself, mostly)."""
+    message = str(error)
+    return f"skipped, not analysed: {message}" if str(path) in message else f"{path}: skipped, not analysed ({message})"
+
+
+def _readable(files: list, outcomes: list) -> list:
+    """The priced files among `outcomes` (a PricedFile or the TraceError of each of `files`), the first
+    of them carrying one warning per file skipped; the first error is raised when no file was readable."""
+    priced = [o for o in outcomes if isinstance(o, PricedFile)]
+    errors = [(f, o) for f, o in zip(files, outcomes) if not isinstance(o, PricedFile)]
+    if not priced:
+        raise errors[0][1]
+    for path, error in errors:
+        priced[0].trace.warnings.append(skipped_file_warning(path, error))
+    return priced
 
 
 def price_dask(files: list, graph_record, steps, scheduler: str, storage_options=None) -> list:
@@ -152,4 +180,4 @@ def price_dask(files: list, graph_record, steps, scheduler: str, storage_options
     with client:
         futures = [client.submit(price_file, str(f), graph_record, steps, storage_options, pure=False)
                    for f in files]
-        return _results(futures)
+        return _results(files, futures)

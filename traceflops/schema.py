@@ -66,8 +66,8 @@ COLUMNS = {column.name: column for column in [
     Column("op_type", "str", "", KEY, "the kernel type that ran (`_MklNativeFusedConv2D`...); for XLA the "
            "instruction's opcode (fusions: `fusion:kLoop`...)"),
     Column("hlo_module", "str", "", KEY, "XLA work: the HLO module it is in; \"\" for TensorFlow ops"),
-    Column("program_id", "Int64", "", NOT_COMBINED, "XLA work: the module's program id (`program_id` stat)",
-           default=None),
+    Column("program_id", "Int64", "", KEY, "XLA work: the module's program id (`program_id` stat); programs "
+           "sharing a module name are told apart in `hlo_module` as `name#program_id`", default=None),
     Column("computation", "str", "", NOT_COMBINED, "the HLO computation the instruction is in"),
     Column("is_entry", "bool", "", NOT_COMBINED, "True for an instruction of the module's entry computation"),
     Column("hlo_op", "str", "", NOT_COMBINED, "XLA work: the HLO instruction's name, as kernels name it "
@@ -172,7 +172,7 @@ TABLES = {table.name: table for table in [
            "dtype", "flops_source", "note", "source_line"), shows_combine=True),
     Table("ops", "one executed op (`ops.csv`; join/ops_table.py): host TF ops and host XLA instructions as their "
           "records, a GPU op as the roll-up of the kernels it launched on each device",
-          ("op_name", "op_type", "hlo_module", "layer", "phase", "device", "dtype", "input_shapes",
+          ("op_name", "op_type", "hlo_module", "program_id", "layer", "phase", "device", "dtype", "input_shapes",
            "output_shapes", "occurrences", "flops", "macs", "xla_valid_macs", "bytes", "total_time_us",
            "avg_time_us", "gflops_per_s", "gbytes_per_s", "intensity", "time_share", "flops_source", "note",
            "source_line"), shows_combine=True,

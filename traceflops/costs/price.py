@@ -103,6 +103,11 @@ class HloOp:
         return hlo.shape_text(self.instruction.shape)
 
     @property
+    def result_bytes(self) -> int:
+        """Bytes of the instruction's result: what a copy instruction writes."""
+        return hlo.common.nbytes(self.instruction.shape)
+
+    @property
     def layer(self) -> str:
         """The Keras layer (costs/hlo/layers.py): from the name stack, else the variable it updates."""
         from .hlo.layers import instruction_layer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..schema import COLUMNS, DERIVED, MAIN, MAX, MIN, NOT_COMBINED, PER_OCCURRENCE, PRECEDENCE, SUM
+from ..schema import COLUMNS, DERIVED, KEY, MAIN, MAX, MIN, NOT_COMBINED, PER_OCCURRENCE, PRECEDENCE, SUM
 
 OCCURRENCES = "occurrences"
 # The longest-running row of a group is its main row (an op's main kernel, by the split rule's choice).
@@ -84,8 +84,11 @@ def combine_rows(parts: pd.DataFrame, keys: list, columns: list, source: str = "
     column `columns` needs combined by its rule, and `parts`, the number of rows combined."""
     if parts.empty:
         return []
-    names = [name for name in needed(columns) if name not in keys]
-    main = [name for name in names if COLUMNS[name].combine == MAIN]
+    # A key column the caller does not group by is taken from the main row, as a MAIN column is
+    # (None where the parts have no such column).
+    absent = [n for n in needed(columns) if n not in keys and COLUMNS[n].combine == KEY and n not in parts]
+    names = [name for name in needed(columns) if name not in keys and name not in absent]
+    main = [name for name in names if COLUMNS[name].combine in (MAIN, KEY)]
     frame, aggregations = _aggregations(parts, [name for name in names if name not in main])
     table = frame.groupby(keys, sort=False, dropna=False).agg(**aggregations)
     if main:
@@ -94,12 +97,13 @@ def combine_rows(parts: pd.DataFrame, keys: list, columns: list, source: str = "
     rows = []
     for row in table.reset_index().to_dict("records"):
         out = {name: row[name] for name in keys}
+        out.update(dict.fromkeys(absent))
         out["parts"] = int(row["parts"])
         for name in names:
             column = COLUMNS[name]
             if column.combine == PRECEDENCE:
                 out[name] = next((v for v in column.precedence if row[f"{name}:{v}"]), column.precedence[-1])
-            elif column.combine == MAIN:
+            elif column.combine in (MAIN, KEY):
                 out[name] = row[name] if column.dtype != "str" else (row[name] or "")
             elif column.combine != PER_OCCURRENCE:
                 out[name] = row[name]

@@ -18,7 +18,7 @@ from .combine import combine_rows, single_rows
 
 OPS_COLUMNS = columns("ops")
 # The ops of one device that a GPU op's kernels combine into.
-OP_KEYS = ["device", "op_name", "op_type", "hlo_module"]
+OP_KEYS = ["device", "op_name", "op_type", "hlo_module", "program_id"]
 _RATE_COLUMNS = ("gflops_per_s", "gbytes_per_s", "intensity", "time_share")
 _COMBINED = [c for c in OPS_COLUMNS if c not in _RATE_COLUMNS]
 
@@ -43,7 +43,10 @@ def _launched_rows(kernels: pd.DataFrame) -> list:
 def ops_table(records: pd.DataFrame) -> pd.DataFrame:
     """The ops table (module doc) from split-applied records, sorted by total time."""
     kernels = records[records["source"] == "kernel"]
-    launched = set(kernels["op_name"])
+    # A host event of an op whose device work is kernels, or an XLA copy instruction run as a runtime copy
+    # (memcpy.csv), times only its launch.
+    xla_copies = records[(records["source"] == "memcpy") & (records["hlo_op"].fillna("").astype(str) != "")]
+    launched = set(kernels["op_name"]) | set(xla_copies["op_name"])
     host = records[records["source"].isin(("tf", "xla")) & ~records["op_name"].isin(launched)]
     rows = [_with_times(r) for r in single_rows(host[host["source"] == "xla"], _COMBINED)]
     rows += _launched_rows(kernels)

@@ -151,7 +151,7 @@ def _layers(graph) -> LayerIndex:
 
 _TF_KEYS = ["host", "op_name", "op_type", "plane", "shape"]
 _XLA_KEYS = ["host", "hlo_module", "op_name", "plane"]
-_MEMCPY_KEYS = ["host", "plane", "line", "name", "op_name", "op_type"]
+_MEMCPY_KEYS = ["host", "plane", "line", "name", "op_name", "op_type", "hlo_module", "program_id", "hlo_op"]
 
 
 def tf_records(ops: pd.DataFrame, graph) -> list:
@@ -204,13 +204,13 @@ def _kernel_description(group: dict, index: HloIndex, graph):
         framework = op.framework_op if op else ""
         layer = (_layers(graph).layer_of(framework) if _layers(graph) else op.layer) if op else ""
         return unit, name, op.op_type if op else "", framework, layer, cost
-    if not group["op_type"]:
+    if not group["op_type"]:  # no launching op: a row of its own, under its kernel's name
         unit = ("none", host, plane, group["name"])
+        name = group["op_name"] or group["name"]
         layer = _layers(graph).layer_of(group["op_name"])
         if _RUNTIME_COPY_KERNEL.match(group["name"]):
-            return unit, group["op_name"], "", "", layer, Cost(0, None, None, ZERO, "", "runtime copy/fill kernel")
-        return (unit, group["op_name"], "", "", layer,
-                Cost(None, None, None, UNKNOWN, "", "no launching op recorded"))
+            return unit, name, "", "", layer, Cost(0, None, None, ZERO, "", "runtime copy/fill kernel")
+        return (unit, name, "", "", layer, Cost(None, None, None, UNKNOWN, "", "no launching op recorded"))
     unit = ("tf", host, plane, group["op_name"], group["op_type"])
     description = describe_tf_op(group["op_name"], group["op_type"], group["shape"] or None, graph)
     return unit, group["op_name"], group["op_type"], "", description.layer, price(description.info)
@@ -248,16 +248,26 @@ def _memcpy_size(text) -> Optional[float]:
     return float(match.group(1)) if match else np.nan
 
 
-def memcpy_records(memcpys: pd.DataFrame) -> list:
+def memcpy_records(memcpys: pd.DataFrame, index: Optional[HloIndex] = None) -> list:
     """Memory copies by (host, device, stream, kind, launching op); `total_bytes` sums the sizes in
-    each event's `memcpy_details` (NaN when one is missing)."""
-    memcpys = memcpys.assign(total_bytes=memcpys["memcpy_details"].map(_memcpy_size).astype("float64"))
+    each event's `memcpy_details` (NaN when one is missing; then, for a copy an XLA instruction ran as a
+    runtime copy kernel, its result's bytes per launch, from the HLO)."""
+    missing = {column: np.nan for column in ("hlo_module", "program_id", "hlo_op") if column not in memcpys}
+    memcpys = memcpys.assign(total_bytes=memcpys["memcpy_details"].map(_memcpy_size).astype("float64"), **missing)
     groups = _timed_groups(memcpys, _MEMCPY_KEYS, "duration_ps", sums=("total_bytes",))
     records = []
     for group in groups.to_dict("records"):
+        program = group["program_id"]
+        program = None if program is None or np.isnan(program) else program
+        if np.isnan(group["total_bytes"]) and group["hlo_op"] and index is not None:
+            op = index.describe(program, group["hlo_module"], group["hlo_op"])
+            if op is not None and op.instruction.opcode == "copy":
+                group["total_bytes"] = float(op.result_bytes * group["occurrences"])
         records.append({**_base("memcpy", group), "device": short_device("", group["plane"]),
-                        "stream": group["line"], "kernel_name": group["name"], "op_name": group["op_name"],
-                        "op_type": group["op_type"], "total_bytes": group["total_bytes"],
+                        "stream": group["line"], "kernel_name": group["name"],
+                        "op_name": group["hlo_op"] or group["op_name"],  # an XLA copy: its instruction
+                        "op_type": group["op_type"], "hlo_module": group["hlo_module"], "program_id": program,
+                        "hlo_op": group["hlo_op"], "total_bytes": group["total_bytes"],
                         **_cost_fields(Cost(0, None, None, ZERO, "", "memory copy"))})
     return records
 
@@ -280,8 +290,9 @@ SOURCES = {
     "kernel": RecordSource(True, _KERNEL_KEYS + ["duration_ps", "kernel_details"],
                            lambda rows, graph, index: kernel_records(rows, index, graph),
                            needs_hlo=lambda events, mask: bool((mask & events["hlo_op"].notna().to_numpy()).any())),
-    "memcpy": RecordSource(False, _MEMCPY_KEYS + ["duration_ps", "memcpy_details"],
-                           lambda rows, graph, index: memcpy_records(rows)),
+    "memcpy": RecordSource(False, list(dict.fromkeys(_MEMCPY_KEYS + ["duration_ps", "memcpy_details"])),
+                           lambda rows, graph, index: memcpy_records(rows, index),
+                           needs_hlo=lambda events, mask: bool((mask & events["hlo_op"].notna().to_numpy()).any())),
 }
 COMPUTE_KINDS = tuple(kind for kind, source in SOURCES.items() if source.compute)
 
@@ -316,7 +327,23 @@ def build_records(events: pd.DataFrame, graph, hlo_modules, chosen: Optional[lis
     records = []
     for kind, source in SOURCES.items():  # each reads only the columns it groups and times
         records += source.build(events.loc[masks[kind], source.columns], graph, index)
-    return cast_counts(pd.DataFrame(records, columns=RECORD_COLUMNS), "records")
+    return tell_programs_apart(cast_counts(pd.DataFrame(records, columns=RECORD_COLUMNS), "records"))
+
+
+def tell_programs_apart(records: pd.DataFrame) -> pd.DataFrame:
+    """Programs that share a module name (five compilations of `jit_dot`) named `jit_dot#49` in
+    `hlo_module`, so that each has its own rows and notes; a name held by one program stays as it is."""
+    program = records["program_id"]
+    named = program.notna() & (records["hlo_module"].fillna("").astype(str) != "")
+    if not named.any():
+        return records
+    counts = records.loc[named].groupby("hlo_module", observed=True)["program_id"].nunique()
+    shared = named & records["hlo_module"].isin(set(counts.index[counts > 1]))
+    if shared.any():
+        records = records.copy()
+        records.loc[shared, "hlo_module"] = [f"{name}#{int(pid)}" for name, pid in
+                                             zip(records.loc[shared, "hlo_module"], program[shared])]
+    return records
 
 
 def assign_phases(records: pd.DataFrame, training: bool) -> pd.Series:

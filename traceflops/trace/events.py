@@ -122,7 +122,15 @@ class Trace:
         if self._hlo_modules is None:
             from .hlo import read_hlo_modules
             self._hlo_modules = read_hlo_modules(list(self.paths))
+            self.note_damaged_modules(self._hlo_modules)
         return self._hlo_modules
+
+    def note_damaged_modules(self, modules) -> None:
+        """A warning (and a damage entry) per HLO module that did not parse (`HloModules.damaged`)."""
+        for warning in getattr(modules, "damaged", ()):
+            if warning not in self.damage:
+                self.damage.append(warning)
+                self.warnings.append(warning)
 
 
 def text_mask(column: "pd.Series", test: Callable[[str], bool]) -> np.ndarray:

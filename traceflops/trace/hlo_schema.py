@@ -77,6 +77,7 @@ _MESSAGES = {
         ("convolution_dimension_numbers", 16, _F.TYPE_MESSAGE, _OPT, "ConvolutionDimensionNumbers"),
         ("custom_call_target", 28, _F.TYPE_STRING, _OPT, None),
         ("dot_dimension_numbers", 30, _F.TYPE_MESSAGE, _OPT, "DotDimensionNumbers"),
+        ("ragged_dot_dimension_numbers", 90, _F.TYPE_MESSAGE, _OPT, "RaggedDotDimensionNumbers"),
         ("fft_length", 32, _F.TYPE_INT64, _REP, None),
         ("id", 35, _F.TYPE_INT64, _OPT, None),
         ("operand_ids", 36, _F.TYPE_INT64, _REP, None),
@@ -127,6 +128,11 @@ _MESSAGES = {
         ("lhs_batch_dimensions", 3, _F.TYPE_INT64, _REP, None),
         ("rhs_batch_dimensions", 4, _F.TYPE_INT64, _REP, None),
     ],
+    "RaggedDotDimensionNumbers": [
+        ("dot_dimension_numbers", 1, _F.TYPE_MESSAGE, _OPT, "DotDimensionNumbers"),
+        ("lhs_ragged_dimensions", 2, _F.TYPE_INT64, _REP, None),
+        ("rhs_group_dimensions", 3, _F.TYPE_INT64, _REP, None),
+    ],
 }
 
 # xla.PrimitiveType numbers (xla/xla_data.proto) -> (lower-case XLA name, bits per element).
@@ -164,5 +170,6 @@ Window = _message_class("Window")
 WindowDimension = _message_class("WindowDimension")
 ConvolutionDimensionNumbers = _message_class("ConvolutionDimensionNumbers")
 DotDimensionNumbers = _message_class("DotDimensionNumbers")
+RaggedDotDimensionNumbers = _message_class("RaggedDotDimensionNumbers")
 
 MESSAGE_FIELDS = {name: [(f[0], f[1]) for f in fields] for name, fields in _MESSAGES.items()}

@@ -8,6 +8,7 @@ the end of their line are counted per plane and left out (`_Plane.damage`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -26,6 +27,22 @@ _CHUNK = 1 << 19  # events decoded together: bounds the temporaries of a huge pl
 # Stats that feed a column, by index; an event stat's column is its index here.
 _COLUMN_NAMES = sorted(WANTED_EVENT_STATS)
 _COLUMN_OF = {name: k for k, name in enumerate(_COLUMN_NAMES)}
+# Device events that copy memory: memcpy / memset activities by name, the copies the runtime names
+# (`CopyDeviceToDevice`), and the kernels HIP implements some copies with (its fill kernels stay kernels:
+# an op's own work, zeroing its outputs).
+_COPY_EVENT = re.compile(r"Memcpy|Memset|^Copy(Host|Device|Peer)To(Host|Device|Peer)|^__amd_rocclr_copy")
+# A stream line that carries only copies: `Stream #7(MemcpyOther)`, `Stream #3(MemcpyH2D,MemcpyD2H)`.
+_COPY_LINE = re.compile(r"\((?:Memcpy|Memset)\w*(?:,\s*(?:Memcpy|Memset)\w*)*\)\s*$")
+
+
+def is_copy_event(name: str) -> bool:
+    """Whether a device event of this name is a memory copy or fill, not a kernel that computes."""
+    return bool(_COPY_EVENT.search(name))
+
+
+def is_copy_line(name: str) -> bool:
+    """Whether a device line (a stream) carries only memory copies and fills."""
+    return bool(_COPY_LINE.search(name))
 
 
 # ---------------------------------------------------------------- coded columns
@@ -177,6 +194,7 @@ class _Plane:
         self.is_host = item.is_host
         self.plane_code = strings(item.name)
         self.line_codes = item.line_codes
+        self.line_is_copy = np.array([is_copy_line(strings.texts[c]) for c in item.line_codes.tolist()], dtype=bool)
         self.meta = _IdIndex(item.meta_keys)
         self._index_metadata(item.meta_name, item.meta_op)
         self.defaults = self._metadata_stats(item.meta_stats)
@@ -190,7 +208,7 @@ class _Plane:
         self.meta_is_op = np.array([op is not None for op in meta_op] + [False], dtype=bool)
         self.meta_is_framework_step = np.array([m in FRAMEWORK_STEP_FUNCTIONS for m in meta_names] + [False],
                                                dtype=bool)
-        self.meta_is_copy = np.array([("Memcpy" in m or "Memset" in m) for m in meta_names] + [False], dtype=bool)
+        self.meta_is_copy = np.array([is_copy_event(m) for m in meta_names] + [False], dtype=bool)
         self.meta_name = np.array([strings(m) for m in meta_names] + [0], dtype=np.int32)
         self.meta_op_name = np.array([strings(op[0]) if op else 0 for op in meta_op] + [0], dtype=np.int32)
         self.meta_op_type = np.array([strings(op[1]) if op else 0 for op in meta_op] + [0], dtype=np.int32)
@@ -305,7 +323,8 @@ def _chunk_events(plane: _Plane, wire: Wire, starts, ends, line_of, columns: Col
     if plane.is_host:
         kind = _host_kinds(plane, meta_index, stats)
     else:
-        kind = np.where(plane.meta_is_copy[meta_index], KIND_MEMCPY, KIND_KERNEL).astype(np.int8)
+        copy = plane.meta_is_copy[meta_index] | plane.line_is_copy[line_of]
+        kind = np.where(copy, KIND_MEMCPY, KIND_KERNEL).astype(np.int8)
     plane.skipped.malformed += int(events.bad.sum())
     keep = (kind >= 0) & ~events.bad
     start, keep = _start_times(plane, events, line_of, keep)

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import tpu
 from .events import DERIVED_DEVICE_LINES, WANTED_EVENT_STATS, PlaneInfo
 from .values import StringTable, as_number, split_op_event, stats_dict
 
@@ -80,7 +81,10 @@ def space_contents(path: Path, space, strings: StringTable, share: tuple = (0, 1
         is_host = plane.name.startswith("/host:CPU")
         kept_lines, num_events = [], 0
         for line in plane.lines:
-            if is_device and (line.name in DERIVED_DEVICE_LINES or line.display_name in DERIVED_DEVICE_LINES):
+            if tpu.is_tpu_plane(plane.name):
+                if not tpu.keeps_line(line.name):  # a TPU's "XLA Ops" line is what ran (tpu.py)
+                    continue
+            elif is_device and (line.name in DERIVED_DEVICE_LINES or line.display_name in DERIVED_DEVICE_LINES):
                 continue
             num_events += len(line.events)
             if (is_device or is_host) and len(line.events):
@@ -136,11 +140,13 @@ def _plane_input(plane, stat_names: dict, lines: list, is_host: bool, strings: S
     bytes of its events inside `window` (positions among all decoded events; the plane's first is `offset`)."""
     meta_keys = np.array(sorted(plane.event_metadata.keys()), dtype=np.int64)
     meta_name, meta_op, meta_stats = [], [], []
+    modules = tpu.module_names(plane) if tpu.is_tpu_plane(plane.name) else None
     for key in meta_keys.tolist():
         meta = plane.event_metadata[key]
         meta_name.append(meta.name)
         meta_op.append(split_op_event(meta.name, meta.display_name) if is_host and tf_ops else None)
-        meta_stats.append(stats_dict(meta.stats, stat_names, WANTED_EVENT_STATS) if meta.stats else {})
+        stats = stats_dict(meta.stats, stat_names, WANTED_EVENT_STATS) if meta.stats else {}
+        meta_stats.append(tpu.instruction_stats(meta, stats, modules) if modules is not None else stats)
     chunks, sizes, line_of, bases, line_codes, line_ends = [], [], [], [], [], []
     for k, line in enumerate(lines):
         events = line.events

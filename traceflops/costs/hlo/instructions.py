@@ -309,6 +309,20 @@ def cholesky(mc, instr):
 
 
 def all_reduce(mc, instr):
+    """output elements x the reducer's FLOPs: one reduction per element on each device, as XLA's cost
+    analysis (and XProf's hlo_stats) count it, whatever the number of participating devices."""
+    out = first_array(instr.shape)
+    if out is None or not instr.called_computation_ids:
+        return unknown("all-reduce result or reducer missing", dtype_of(instr.shape))
+    reducer = mc.applied_flops(instr.called_computation_ids[0])
+    if not reducer.known:
+        return unknown("reducer: " + reducer.note, dtype_of(out))
+    n = elements(out)
+    return xla_cost(n * reducer.flops, None, n * reducer.transcendentals, dtype_of(out),
+                    f"all-reduce: output elements x {reducer.flops} FLOPs per reducer call (per device)")
+
+
+def reduce_scatter(mc, instr):
     """Unknown: the reduction's FLOPs depend on the number of participating devices."""
     return unknown("reduction FLOPs depend on the number of participating devices", dtype_of(instr.shape))
 
@@ -316,3 +330,52 @@ def all_reduce(mc, instr):
 def rng(mc, instr):
     """Unknown: sampling a random distribution has no agreed FLOP count."""
     return unknown("random-distribution sampling has no agreed FLOP count", dtype_of(instr.shape))
+
+
+def ragged_dot(mc, instr):
+    """2 x MACs; each output element a dot over the contracting size K (ragged in the contracting
+    dimension: each group contracts only its own slice, so lhs x rhs elements / (batch x K) MACs)."""
+    lhs, rhs, out = mc.operand_shape(instr, 0), mc.operand_shape(instr, 1), first_array(instr.shape)
+    rdn = instr.ragged_dot_dimension_numbers
+    dn = rdn.dot_dimension_numbers
+    if lhs is None or rhs is None or out is None or not dn.lhs_contracting_dimensions:
+        return unknown("ragged-dot operands or dimension numbers missing")
+    try:
+        k = math.prod(lhs.dimensions[d] for d in dn.lhs_contracting_dimensions)
+        batch = math.prod(lhs.dimensions[d] for d in dn.lhs_batch_dimensions)
+    except IndexError:
+        return unknown("ragged-dot dimension numbers do not match the operand shapes", dtype_of(lhs))
+    ragged_contracting = any(d in dn.lhs_contracting_dimensions for d in rdn.lhs_ragged_dimensions)
+    if ragged_contracting and batch * k:
+        macs = elements(lhs) * elements(rhs) // (batch * k)
+    else:
+        macs = elements(out) * k
+    return xla_cost(2 * macs, macs, 0, dtype_of(lhs), f"ragged-dot: 2 x {macs} MACs (contracting size {k})")
+
+
+def top_k(mc, instr):
+    """Compares: n - 1 per row for k = 1, else n x ceil(log2 k) per row (heap selection), as TopKV2."""
+    x, values = mc.operand_shape(instr, 0), first_array(instr.shape)
+    if x is None or values is None or not x.dimensions or not values.dimensions:
+        return unknown("top-k operand or result missing")
+    n, k = x.dimensions[-1], values.dimensions[-1]
+    rows = elements(x) // n if n else 0
+    count = rows * max(n - 1, 0) if k <= 1 else rows * n * math.ceil(math.log2(k))
+    return xla_cost(count, None, 0, dtype_of(x), "top-k: n x ceil(log2 k) compares per row")
+
+
+def batch_norm(per_element: int, label: str) -> Callable:
+    """The formula of a batch-norm opcode: `per_element` FLOPs per element of its operand (as the TF
+    FusedBatchNorm formulas count: normalising 2, statistics +3, the gradient 9) + 5 per feature
+    (scale x rsqrt(variance + epsilon) and its offset)."""
+    def formula(mc, instr):
+        x = mc.operand_shape(instr, 0)
+        scale = mc.operand_shape(instr, 1)
+        if x is None or scale is None:
+            return unknown(f"{label} operands missing")
+        flops = per_element * elements(x) + 5 * elements(scale)
+        return xla_cost(flops, None, elements(scale), dtype_of(x),
+                        f"{label}: {per_element} per element + 5 per feature")
+    formula.__name__ = label.replace("-", "_")
+    formula.__doc__ = f"{per_element} FLOPs per element + 5 per feature"
+    return formula

@@ -38,10 +38,10 @@ from .describe import instruction_cost
 
 HLO_COLUMNS = columns("hlo")  # declared, with their meanings, in traceflops/schema.py
 # Opcodes whose called computations run as code of their own (not fused, not a reducer).
-_CONTROL_CALLERS = {"while", "conditional", "call", "async-start"}
+_CONTROL_CALLERS = {"while", "conditional", "call", "composite", "async-start"}
 # Instructions that launch nothing and touch no memory: their bytes are 0.
 _NO_MEMORY = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "after-all", "add-dependency",
-              "domain", "opt-barrier", "optimization-barrier", "while", "conditional", "call", "async-start",
+              "domain", "opt-barrier", "while", "conditional", "call", "composite", "async-start",
               "async-update", "async-done"}
 
 

@@ -30,23 +30,23 @@ _zero("moves, converts or reinterprets data", "data movement",
       "bitcast-convert", "copy-start", "copy-done", "real", "imag")
 _zero("holds or forwards values", "data movement",
       "parameter", "constant", "tuple", "get-tuple-element", "after-all", "add-dependency", "domain",
-      "opt-barrier", "optimization-barrier", "partition-id", "replica-id", "get-dimension-size",
+      "opt-barrier", "partition-id", "replica-id", "get-dimension-size",
       "set-dimension-size", "rng-get-and-update-state")
 _zero("communication, not arithmetic", "data movement",
       "send", "send-done", "recv", "recv-done", "infeed", "outfeed", "all-gather", "all-gather-start",
       "all-gather-done", "all-to-all", "ragged-all-to-all", "collective-permute",
       "collective-permute-start", "collective-permute-done", "collective-broadcast", "all-reduce-done")
 _zero("control flow: the called computations' instructions are rows of their own", "control flow",
-      "while", "conditional", "call", "async-start", "async-update", "async-done")
+      "while", "conditional", "call", "composite", "async-start", "async-update", "async-done")
 _zero("generates random bits with integer arithmetic", "random", "rng-bit-generator")
 
 _add("elementwise", ins.elementwise(transcendental=True),
      "exponential", "exponential-minus-one", "log", "log-plus-one", "logistic", "power", "sqrt", "rsqrt",
-     "cbrt", "sin", "cos", "tan", "tanh", "erf", "atan2", "acosh")
+     "cbrt", "sine", "cosine", "tan", "tanh", "erf", "atan2")
 _add("elementwise", ins.elementwise(transcendental=False),
      "add", "subtract", "multiply", "divide", "remainder", "maximum", "minimum", "abs", "negate", "sign",
      "floor", "ceil", "round-nearest-afz", "round-nearest-even", "compare", "select", "clamp", "and", "or",
-     "xor", "not", "shift-left", "shift-right-arithmetic", "shift-right-logical", "popcnt", "clz",
+     "xor", "not", "shift-left", "shift-right-arithmetic", "shift-right-logical", "popcnt", "count-leading-zeros",
      "is-finite", "complex", "reduce-precision", "stochastic-convert")
 
 # Fusions by kind (`fusion:kLoop` in the ops table): loop fusions are elementwise, input
@@ -56,6 +56,11 @@ _add("other", ins.fusion, "fusion")
 for _kind, _family in FUSION_FAMILIES.items():
     _add(_family, ins.fusion, f"fusion:{_kind}")
 _add("matmul/einsum", ins.dot, "dot")
+_add("matmul/einsum", ins.ragged_dot, "ragged-dot")
+_add("normalization", ins.batch_norm(2, "batch-norm-inference"), "batch-norm-inference")
+_add("normalization", ins.batch_norm(5, "batch-norm-training"), "batch-norm-training")
+_add("normalization", ins.batch_norm(9, "batch-norm-grad"), "batch-norm-grad")
+_add("other", ins.top_k, "top-k")
 _add("conv", ins.convolution, "convolution")
 _add("reduction", ins.reduce, "reduce")
 _add("pooling", ins.reduce_window, "reduce-window")
@@ -66,7 +71,8 @@ _add("other", ins.sort, "sort")
 _add("other", ins.fft, "fft")
 _add("other", ins.triangular_solve, "triangular-solve")
 _add("other", ins.cholesky, "cholesky")
-_add("other", ins.all_reduce, "all-reduce", "all-reduce-start", "reduce-scatter")
+_add("other", ins.all_reduce, "all-reduce", "all-reduce-start")
+_add("other", ins.reduce_scatter, "reduce-scatter")
 _add("random", ins.rng, "rng")
 _add("other", custom_call_cost, "custom-call")
 
