@@ -150,7 +150,9 @@ def summary_lines(summary: dict) -> str:
             note = summary.get(key + "_note")
             if key == "model_flops_utilization" and summary[key] > 1 and not note:
                 note = "above 100%: the ceiling is low or a count is too high"
-            lines.append(f"{label:<26}{100 * summary[key]:.2f}%" + (f" ({note})" if note else ""))
+            roof = summary.get(key + "_roof")
+            against = f" of the {roof} peak" if roof else ""
+            lines.append(f"{label:<26}{100 * summary[key]:.2f}%{against}" + (f" ({note})" if note else ""))
     if summary.get("memory_roof_note"):
         lines.append(f"{'memory roof':<26}{summary['memory_roof_note']}")
     slow = summary.get("straggler")

@@ -196,7 +196,8 @@ def _summary_items(summary: dict, ceilings: dict, figures: dict) -> list:
         ("FLOPs per step", "unknown" if summary.get("flops_per_step") is None
          else f"{int(summary['flops_per_step']):,}"),
         ("achieved (whole step)", _fmt(figures["achieved_gflops_per_s"], " GFLOP/s", 2)),
-        (f"model FLOPs utilization (vs {figures['reference_dtype']} peak)",
+        ("model FLOPs utilization (vs "
+         f"{figures.get('model_flops_utilization_roof') or figures['reference_dtype']} peak)",
          "unknown" if mfu is None else f"{100 * mfu:.1f}%" + (f" ({summary['model_flops_utilization_note']})"
                                                               if summary.get("model_flops_utilization_note")
                                                               else "")),

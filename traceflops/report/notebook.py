@@ -37,7 +37,9 @@ def summary_items(summary: dict) -> list:
              _figure("achieved", summary.get("gflops_per_s"), " GFLOP/s"),
              _figure("coverage (op time with a known count)", summary.get("coverage"), "%", 100)]
     if summary.get("model_flops_utilization") is not None:
-        items.append(_figure("model FLOPs utilization", summary["model_flops_utilization"], "%", 100))
+        roof = summary.get("model_flops_utilization_roof")
+        items.append(_figure("model FLOPs utilization" + (f" (vs {roof} peak)" if roof else ""),
+                             summary["model_flops_utilization"], "%", 100))
     items += [("warning", w) for w in (summary.get("warnings") or [])[:5]]
     return items
 

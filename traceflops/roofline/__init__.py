@@ -26,7 +26,7 @@ REFERENCE_DTYPE = "float32"
 ABOVE_CEILING_TOLERANCE = 1.05
 NO_LAYER = "(no layer)"
 
-ROOFLINE_COLUMNS = ["bound", "ceiling_dtype", "peak_gflops_per_s", "attainable_gflops_per_s", "efficiency",
+ROOFLINE_COLUMNS = ["bound", "roof", "ceiling_dtype", "peak_gflops_per_s", "attainable_gflops_per_s", "efficiency",
                     "recoverable_time_us", "underutilized", "above_ceiling", "above_ceiling_kind"]
 
 # Op families for plots and summaries come from the cost registry (traceflops/costs/registry.py),
@@ -46,14 +46,6 @@ def _floats(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 
 
-def _ceiling_for(dtype: str, peaks: dict) -> tuple:
-    """(dtype whose ceiling applies, GFLOP/s): the op's own dtype, else float32's."""
-    name = canonical_dtype(str(dtype)) if dtype else ""
-    if name in peaks:
-        return name, float(peaks[name])
-    return REFERENCE_DTYPE, float(peaks[REFERENCE_DTYPE])
-
-
 def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
                    min_time_share: float = 0.01) -> pd.DataFrame:
     """The ops table with roofline columns added (a copy; `ops` is left alone).
@@ -62,8 +54,11 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
     * bound: "compute" when intensity >= peak / bandwidth (the ridge), "memory"
       below it and for zero-FLOP ops with bytes; "" when flops or bytes are
       unknown, or both are zero;
-    * ceiling_dtype, peak_gflops_per_s: whose compute ceiling applies; a dtype
-      without a measured ceiling (int32, float64...) uses float32's;
+    * roof: the roof the op is judged against, "memory" for memory-bound ops, else
+      the execution unit and dtype (`matrix bf16`, `matrix tf32`, `vector f32`;
+      roofs.py: contractions on the matrix units, the rest on the vector units);
+    * ceiling_dtype, peak_gflops_per_s: whose compute ceiling applies (the unit's
+      rate); a dtype without a ceiling (int32...) uses float32's;
     * attainable_gflops_per_s: min(peak, intensity x bandwidth); 0 for zero-FLOP ops;
     * efficiency: achieved / attainable, i.e. gflops_per_s / attainable, which
       for memory-bound ops equals gbytes_per_s / bandwidth. Zero-FLOP ops use
@@ -89,9 +84,11 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
     achieved_flops, achieved_bytes = _floats(table["gflops_per_s"]), _floats(table["gbytes_per_s"])
     time_us, share = _floats(table["total_time_us"]), _floats(table["time_share"])
 
-    chosen = [_ceiling_for(dtype, peaks) for dtype in table["dtype"].fillna("")]
-    ceiling_dtype = [name for name, _ in chosen]
-    peak = np.array([value for _, value in chosen], dtype=float)
+    from .roofs import unit_roofs
+    chosen = unit_roofs(table, ceilings)
+    unit = np.array([label for label, _, _, _ in chosen], dtype=object)
+    ceiling_dtype = [name for _, name, _, _ in chosen]
+    peak = np.array([value for _, _, value, _ in chosen], dtype=float)
 
     known = ~np.isnan(flops) & ~np.isnan(size) & ((flops > 0) | (size > 0))
     zero_flop = known & (flops == 0)
@@ -104,7 +101,9 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
     efficiency = np.where(known, efficiency, np.nan)
 
     from .trust import counting_error_line
-    error_line = np.array([counting_error_line(ceilings, name, value) for name, value in chosen], dtype=float)
+    # A counting error only above the highest roof the device reaches at the op's dtype.
+    error_line = np.array([counting_error_line(ceilings, name, highest) for _, name, _, highest in chosen],
+                          dtype=float)
     # Zero-FLOP ops are never flagged: their rate against the bandwidth says nothing about a count.
     computes = known & ~zero_flop
     beats_error_line = computes & (achieved_flops > error_line)
@@ -114,6 +113,7 @@ def apply_roofline(ops: pd.DataFrame, ceilings: dict, threshold: float = 0.5,
         underutilized = (efficiency < threshold) & (share >= min_time_share)
 
     table["bound"] = np.where(memory, "memory", np.where(known, "compute", ""))
+    table["roof"] = np.where(memory | zero_flop, "memory", np.where(known, unit, ""))
     table["ceiling_dtype"] = ceiling_dtype
     table["peak_gflops_per_s"] = peak
     table["attainable_gflops_per_s"] = attainable
@@ -141,7 +141,9 @@ def model_figures(ops: pd.DataFrame, summary: dict, ceilings: dict) -> dict:
     """Whole-model roofline figures.
 
     * model_flops_utilization: (flops_per_step / step_time) / peak of the
-      reference dtype (the one with most FLOPs that has a ceiling, else float32);
+      reference dtype (the one with most FLOPs that has a ceiling, else float32),
+      on the matrix units where the model's contractions ran on them;
+      model_flops_utilization_roof names that roof (`matrix bf16`, `vector f32`);
     * memory_bound_time_share, compute_bound_time_share, unclassified_time_share:
       shares of op time by `bound`;
     * underutilized_ops: how many rows are flagged; recoverable_time_us_per_step;
@@ -152,7 +154,9 @@ def model_figures(ops: pd.DataFrame, summary: dict, ceilings: dict) -> dict:
     table = _with_roofline(ops, ceilings)
     steps = max(int(summary.get("steps") or 1), 1)
     dtype = reference_dtype(summary, ceilings)
-    peak = float(ceilings["peak_gflops_per_s"][dtype])
+    from .roofs import model_roof
+    flops_table = table[pd.to_numeric(table["flops"], errors="coerce").fillna(0) > 0]
+    roof, peak = model_roof(flops_table, dtype, ceilings)
     step_us = summary.get("step_time_us")
     flops = summary.get("flops_per_step")  # None when withheld (too little of the work has a count)
     achieved = flops / step_us / 1e3 if step_us and flops is not None else None  # FLOP/us / 1e3 = GFLOP/s
@@ -171,6 +175,7 @@ def model_figures(ops: pd.DataFrame, summary: dict, ceilings: dict) -> dict:
         "ridge_intensity": peak / float(ceilings["bandwidth_gbytes_per_s"]),
         "achieved_gflops_per_s": achieved,
         "model_flops_utilization": achieved / peak if achieved is not None and peak else None,
+        "model_flops_utilization_roof": roof,
         "memory_bound_time_share": share(bound == "memory"),
         "compute_bound_time_share": share(bound == "compute"),
         "unclassified_time_share": share(bound == ""),

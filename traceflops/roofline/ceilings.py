@@ -29,10 +29,10 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def _gpu_ceilings(trace) -> dict:
-    """Usable theoretical ceilings (a float32 peak and a bandwidth) of the trace's GPU planes."""
-    from .gpu_specs import trace_gpu_ceilings
+    """Usable theoretical ceilings (a float32 peak and a bandwidth) of the trace's GPU and TPU planes."""
+    from .gpu_specs import trace_gpu_ceilings, trace_tpu_ceilings
     try:
-        found = trace_gpu_ceilings(trace)
+        found = {**trace_gpu_ceilings(trace), **trace_tpu_ceilings(trace)}
     except (TypeError, ValueError):  # plane stats of the wrong type: no theoretical ceilings
         return {}
     return {device: c for device, c in found.items()
@@ -51,7 +51,7 @@ def choose_ceilings(devices: set, trace, run_dir, given: Optional[dict] = None, 
             by_device.update(ceilings)
         else:
             by_device[ceilings.get("device") or "CPU:0"] = ceilings
-    if any(d.startswith("GPU") for d in devices):
+    if any(d.startswith(("GPU", "TPU")) for d in devices):
         by_device.update(_gpu_ceilings(trace))
     return by_device
 
@@ -71,8 +71,8 @@ def _ceiling_summary(ceilings_by_device: dict) -> dict:
 def _above_ceiling_warnings(figures: dict) -> list:
     """Counting errors only: ops above max(theoretical, measured) x COUNTING_ERROR_MARGIN."""
     return [f"COUNTING ERROR? {op['op_name']} ({op['op_type']}) measured {op['gflops_per_s']:.4g} GFLOP/s, "
-            f"more than {COUNTING_ERROR_MARGIN - 1:.0%} above the {op['dtype']} ceiling (the higher of the "
-            "theoretical and the measured peak): its FLOP count is too high or its time too short"
+            f"more than {COUNTING_ERROR_MARGIN - 1:.0%} above the highest {op['dtype']} ceiling of the device "
+            "(matrix or vector units; the higher of the theoretical and the measured peak): its FLOP count is too high or its time too short"
             for op in figures["above_ceiling_ops"] if op["kind"] == "compute"]
 
 
@@ -115,6 +115,7 @@ def apply_ceilings(ops: pd.DataFrame, summary: dict, ceilings_by_device: dict, t
                                          "raised": raised_by_device.get(device) or {}}
                                 for device, c in ceilings_by_device.items()}
     summary["model_flops_utilization"] = figures["model_flops_utilization"]
+    summary["model_flops_utilization_roof"] = figures["model_flops_utilization_roof"]
     summary["model_flops_utilization_note"] = mfu_note(figures["model_flops_utilization"],
                                                        raised_by_device.get(primary) or {}, ceilings.get("source"))
     summary["memory_bound_time_share"] = figures["memory_bound_time_share"]

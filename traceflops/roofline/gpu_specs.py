@@ -1,4 +1,4 @@
-"""Theoretical GPU ceilings (peak FLOP/s per dtype, memory bandwidth) from a trace's plane stats.
+"""Theoretical GPU and TPU ceilings (peak FLOP/s per dtype, memory bandwidth) from a trace's plane stats.
 
 A `/device:GPU:N` plane carries `core_count` (NVIDIA: SMs; AMD: compute units),
 `clock_rate` (kHz), `compute_cap_major/minor`, `memory_bandwidth` (bytes/s)
@@ -82,6 +82,24 @@ _AMD_REFERENCE = {
 }
 
 
+# Every dtype a ceiling table states for every generation (no dtype left to fall back to float32).
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def complete_tables(vector: dict, matrix: dict) -> tuple:
+    """(vector, matrix) per-cycle tables with every FLOAT_DTYPES row: a dtype the vector units lack
+    (bfloat16 on V100/T4, FP16/BF16 vector on CDNA) runs at their float32 rate (converted to float32);
+    a dtype the matrix units lack runs on the vector units (float32 and float64 on NVIDIA tensor
+    cores before Ampere's FP64 MMA; float32 is then a TF32 question, see `tf32_allowed`)."""
+    vector = dict(vector)
+    for dtype in FLOAT_DTYPES:
+        vector.setdefault(dtype, vector.get("float32", 0))
+    matrix = dict(matrix)
+    for dtype in FLOAT_DTYPES:
+        matrix.setdefault(dtype, vector[dtype])
+    return vector, matrix
+
+
 def _stats_of(plane_stats):
     """A PlaneInfo (with .name and .stats) or a plain stats dict."""
     if hasattr(plane_stats, "stats"):
@@ -124,6 +142,10 @@ def gpu_ceilings(plane_stats, device: Optional[str] = None) -> dict:
             assumptions.append("no device_vendor stat: assumed NVIDIA")
     per_cycle = vector.get(cc, {})
     per_cycle_tensor = matrix.get(cc, {})
+    if per_cycle:
+        per_cycle, per_cycle_tensor = complete_tables(per_cycle, per_cycle_tensor)
+        assumptions.append("every float dtype has a vector and a matrix row: a dtype a unit lacks runs at the "
+                           "vector float32 rate (vector) or on the vector units (matrix)")
     if not per_cycle:
         assumptions.append(f"compute capability {cc[0]}.{cc[1]} is not in the {'AMD' if is_amd else 'NVIDIA'} "
                            "table: no FLOP/s ceilings")
@@ -164,3 +186,40 @@ def trace_gpu_ceilings(trace) -> dict:
         if plane.name.startswith("/device:GPU:") and plane.stats:
             out[_device_name(plane.name)] = gpu_ceilings(plane)
     return out
+
+
+def tpu_ceilings(plane_stats, device: Optional[str] = None) -> dict:
+    """Peak FLOP/s and HBM bandwidth of one TPU core, as its plane states them (`peak_teraflops_per_second`,
+    `peak_hbm_bw_gigabytes_per_second`); empty rates where the plane does not say them.
+
+    The plane states one compute peak, the matrix unit's (MXU, bfloat16 inputs); XProf's roofline
+    measures every op against it, and so does this ceiling for every dtype (a vector op's share of
+    it is then a lower bound, never a claim above what the chip can do)."""
+    stats, plane_name = _stats_of(plane_stats)
+    device = device or _device_name(plane_name)
+    peak = stats.get("peak_teraflops_per_second")
+    hbm = stats.get("peak_hbm_bw_gigabytes_per_second")
+    peak_g = float(peak) * 1e3 if isinstance(peak, (int, float)) and peak > 0 else None
+    rates = {dtype: peak_g for dtype in ("bfloat16", "float32", "float16")} if peak_g else {}
+    return {
+        "device": device,
+        "vendor": "Google",
+        "peak_gflops_per_s": rates,
+        "tensor_core_gflops_per_s": dict(rates),  # the MXU's; float32 dots run as bfloat16 passes on it
+        "bandwidth_gbytes_per_s": float(hbm) if isinstance(hbm, (int, float)) and hbm > 0 else None,
+        "source": "theoretical",
+        "theoretical": {
+            "device_type": str(stats.get("device_type_string") or ""),
+            "unit_name": "TPU cores",
+            "assumptions": ["TPU: peak_teraflops_per_second (the MXU's peak) and peak_hbm_bw_gigabytes_per_second "
+                            "from the trace's plane stats; the one compute peak is used for every dtype, as "
+                            "XProf's roofline does"],
+        },
+    }
+
+
+def trace_tpu_ceilings(trace) -> dict:
+    """`tpu_ceilings` of every TPU plane of a trace, keyed by device (`TPU:0`, ...)."""
+    return {_device_name(plane.name): tpu_ceilings(plane) for plane in trace.planes
+            if plane.name.startswith("/device:TPU:") and plane.stats}
+
